@@ -1,0 +1,169 @@
+"""Intake: a scanner's push becomes a stored, hashed, encrypted item waiting for review."""
+
+import logging
+from dataclasses import dataclass
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .audit import audit_record
+from .media import ImageFacts, previews_make
+from .models import Item, Match, Scanner, Submission
+from .provenance import provenance_merge, to_json
+from .storage import media_store
+
+log = logging.getLogger(__name__)
+
+
+class ExternalIdConflict(Exception):
+    """The scanner already used this external_id for different bytes."""
+
+
+@dataclass
+class IntakeResult:
+    submission: Submission
+    created: bool
+
+
+def _replay(scanner: Scanner, external_id: str, sha256: str) -> Submission | None:
+    existing = Submission.objects.select_related("item").filter(scanner=scanner, external_id=external_id).first()
+    if existing and existing.item.sha256 != sha256:
+        raise ExternalIdConflict(external_id)
+    return existing
+
+
+def submission_create(*, scanner: Scanner, metadata: dict, data: bytes, facts: ImageFacts) -> IntakeResult:
+    """Store one verified push. The caller has authenticated the scanner and verified the bytes.
+
+    A replay of (scanner, external_id) with the same bytes returns the earlier submission and
+    stores nothing; with other bytes it raises ExternalIdConflict. New bytes are encrypted and
+    written before the transaction and removed again if it does not commit. Audited:
+    item.created (new bytes) and submission.created.
+    """
+    existing = _replay(scanner, metadata["external_id"], facts.sha256)
+    if existing:
+        return IntakeResult(existing, created=False)
+    blob = "" if Item.objects.filter(sha256=facts.sha256).exists() else media_store().put(data, kind="originals")
+    try:
+        with transaction.atomic():
+            item, item_created = _item_get_or_create(facts, blob)
+            submission = _submission_insert(scanner, metadata, item, duplicate=not item_created)
+            if item_created:
+                audit_record(actor=scanner, action="item.created", subject=item, item_id=item.pk,
+                             data={"mime_type": item.mime_type, "size_bytes": item.size_bytes})
+            audit_record(actor=scanner, action="submission.created", subject=submission, item_id=item.pk,
+                         data={"external_id": submission.external_id, "duplicate": submission.duplicate})
+            if item_created:
+                transaction.on_commit(lambda: previews_enqueue(item.pk))
+    except IntegrityError:
+        # A concurrent replay of the same external_id won the race: answer as a replay.
+        media_store().delete(blob)
+        existing = _replay(scanner, metadata["external_id"], facts.sha256)
+        if existing is None:
+            raise
+        return IntakeResult(existing, created=False)
+    except BaseException:
+        media_store().delete(blob)
+        raise
+    if not item_created:
+        media_store().delete(blob)  # another push stored the same bytes first
+    return IntakeResult(submission, created=True)
+
+
+def _item_get_or_create(facts: ImageFacts, blob: str) -> tuple[Item, bool]:
+    defaults = {
+        "md5": facts.md5, "sha1": facts.sha1, "pdq": facts.pdq, "pdq_quality": facts.pdq_quality,
+        "mime_type": facts.mime_type, "size_bytes": facts.size_bytes, "width": facts.width, "height": facts.height,
+        "frames": facts.frames, "original_blob": blob,
+    }
+    existing = Item.objects.filter(sha256=facts.sha256).first()
+    if existing:
+        return existing, False
+    if not blob:
+        raise IntegrityError("item vanished between the check and the insert")
+    try:
+        with transaction.atomic():
+            return Item.objects.create(sha256=facts.sha256, **defaults), True
+    except IntegrityError:
+        return Item.objects.get(sha256=facts.sha256), False
+
+
+def _submission_insert(scanner, metadata, item, *, duplicate) -> Submission:
+    provenance = to_json(metadata["provenance"])
+    submission = Submission.objects.create(
+        scanner=scanner,
+        external_id=metadata["external_id"],
+        item=item,
+        duplicate=duplicate,
+        observed_at=metadata["observed_at"],
+        source_type=provenance["source_type"],
+        provenance=provenance,
+    )
+    Match.objects.bulk_create(
+        Match(
+            submission=submission,
+            hash_type=m["hash_type"],
+            hash_value=m["hash_value"].lower(),
+            list_name=m["list"],
+            list_entry_id=m.get("list_entry_id") or "",
+            distance=m.get("distance"),
+            threshold=m.get("threshold"),
+            label=m.get("label") or "",
+        )
+        for m in metadata["matches"]
+    )
+    return submission
+
+
+def submission_provenance_update(*, scanner: Scanner, submission: Submission, update: dict) -> Submission:
+    """Merge later provenance into a scanner's own submission (the caller fetched it by owner).
+
+    Audited as submission.provenance_updated with the old and new values."""
+    with transaction.atomic():
+        submission = Submission.objects.select_for_update().get(pk=submission.pk)
+        old = submission.provenance
+        new = provenance_merge(old, to_json(update))
+        if new != old:
+            submission.provenance = new
+            submission.source_type = new["source_type"]
+            submission.save(update_fields=["provenance", "source_type", "updated_at"])
+            audit_record(actor=scanner, action="submission.provenance_updated", subject=submission,
+                         item_id=submission.item_id, data={"old": old, "new": new})
+    return submission
+
+
+def previews_enqueue(item_id: int) -> None:
+    """Queue the preview task. If the broker is down the item stays `new` and the sweep
+    (tasks.derivatives_sweep) queues it again, so nothing is lost."""
+    from .tasks import item_previews_task
+
+    try:
+        item_previews_task.delay(item_id)
+    except Exception:  # noqa: BLE001 - any broker failure; the sweep retries
+        log.warning("could not queue previews for item %s; the sweep will retry", item_id)
+
+
+def item_previews_make(*, item_id: int) -> Item:
+    """Make the blurred previews of an item and put it in the review queue.
+
+    Safe to run twice: a second run finds the previews and changes nothing. Audited:
+    item.previews_made and item.queued."""
+    item = Item.objects.get(pk=item_id)
+    if item.state != Item.State.NEW:
+        return item
+    store = media_store()
+    previews = previews_make(store.get(item.original_blob))
+    names = {kind: store.put(data, kind="previews") for kind, data in previews.items()}
+    with transaction.atomic():
+        item = Item.objects.select_for_update().get(pk=item_id)
+        if item.state != Item.State.NEW:
+            for name in names.values():
+                store.delete(name)
+            return item
+        item.thumb_blob, item.inspect_blob = names["thumb"], names["inspect"]
+        item.state, item.queued_at = Item.State.QUEUED, timezone.now()
+        item.save(update_fields=["thumb_blob", "inspect_blob", "state", "queued_at"])
+        audit_record(actor=None, action="item.previews_made", subject=item, item_id=item.pk,
+                     data={"thumb_bytes": len(previews["thumb"]), "inspect_bytes": len(previews["inspect"])})
+        audit_record(actor=None, action="item.queued", subject=item, item_id=item.pk, data={"from": "new", "to": "queued"})
+    return item

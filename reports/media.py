@@ -1,0 +1,173 @@
+"""Media: verify that bytes are a supported image, hash them, and make blurred previews.
+
+Nothing here touches the database or the store; intake.py and tasks.py call it.
+"""
+
+import hashlib
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pdqhash
+from django.conf import settings
+from PIL import Image, ImageFilter, ImageOps
+
+FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
+GENERIC_TYPES = {"", "application/octet-stream"}
+PDQ_SIDE = 512  # PDQ's reference tools hash at most 512 px; larger decodes are wasted work
+THUMB_SIDE = 256
+INSPECT_HEIGHT = 600
+INSPECT_MAX_WIDTH = 1000
+# The preview is rebuilt from a tiny copy: at this many pixels on the long side no detail survives.
+BLUR_CELLS = {1: 48, 2: 32, 3: 20}
+
+
+class MediaRejected(Exception):
+    """The bytes cannot be accepted. status is the HTTP status the API answers with."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    mime_type: str
+    size_bytes: int
+    width: int
+    height: int
+    frames: int
+    md5: str
+    sha1: str
+    sha256: str
+    pdq: str
+    pdq_quality: int
+
+
+def _open(data: bytes) -> Image.Image:
+    """Open (header only) with the pixel limit enforced before any decoding."""
+    limit = settings.TSREVIEW_MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=list(FORMATS))
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise MediaRejected(413, f"image has more than {limit} pixels") from None
+    except Image.UnidentifiedImageError:
+        raise MediaRejected(415, "not a supported image: JPEG, PNG, GIF or WebP") from None
+    except (OSError, SyntaxError, ValueError):
+        raise MediaRejected(400, "image header is corrupt") from None
+    if image.width * image.height > limit or image.width == 0 or image.height == 0:
+        raise MediaRejected(413, f"image has more than {limit} pixels")
+    return image
+
+
+def _frame_count(image: Image.Image) -> int:
+    # n_frames on GIF walks the file; the frame limit bounds that work.
+    try:
+        frames = getattr(image, "n_frames", 1)
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise MediaRejected(400, "image data is truncated or corrupt") from None
+    if frames > settings.TSREVIEW_MAX_FRAMES:
+        raise MediaRejected(413, f"image has {frames} frames; the limit is {settings.TSREVIEW_MAX_FRAMES}")
+    return frames
+
+
+def decode_reduced(image: Image.Image, box: tuple[int, int]) -> Image.Image:
+    """Decode the first frame, at reduced size where the format allows (JPEG DCT scaling),
+    upright (EXIF orientation applied), as RGB. Every byte of the frame is still decoded, so
+    truncation and corruption are found here."""
+    if image.format == "JPEG":
+        image.draft("RGB", box)
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
+        raise MediaRejected(400, "image data is truncated or corrupt") from None
+    image = ImageOps.exif_transpose(image)
+    return _to_rgb(image)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16-bit greyscale: scale to 8 bits rather than clip.
+        array = np.asarray(image, dtype=np.float64)
+        peak = array.max() or 1
+        image = Image.fromarray((array * (255.0 / max(peak, 255))).astype(np.uint8), "L")
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        image = image.convert("RGBA")
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image)
+    return image.convert("RGB")
+
+
+def pdq_hash(rgb: Image.Image) -> tuple[str, int]:
+    if max(rgb.size) > PDQ_SIDE:
+        rgb = rgb.copy()
+        rgb.thumbnail((PDQ_SIDE, PDQ_SIDE), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    vector, quality = pdqhash.compute(np.asarray(rgb))
+    return np.packbits(vector.astype(np.uint8)).tobytes().hex(), int(quality)
+
+
+def image_inspect(data: bytes, *, claimed_type: str) -> ImageFacts:
+    """Verify that data is a whole, supported image and compute its hashes.
+
+    Raises MediaRejected with the status to answer: 400 empty/corrupt/truncated, 413 too
+    many pixels or frames, 415 unsupported or not what the client said it was.
+    """
+    if not data:
+        raise MediaRejected(400, "file is empty")
+    image = _open(data)
+    mime_type = FORMATS[image.format]
+    claimed = (claimed_type or "").split(";")[0].strip().lower()
+    if claimed not in GENERIC_TYPES and claimed != mime_type:
+        raise MediaRejected(415, f"file was sent as {claimed} but its bytes are {mime_type}")
+    frames = _frame_count(image)
+    if frames > 1:
+        image.seek(0)
+    width, height = image.size
+    rgb = decode_reduced(image, (PDQ_SIDE, PDQ_SIDE))
+    pdq, quality = pdq_hash(rgb)
+    return ImageFacts(
+        mime_type=mime_type,
+        size_bytes=len(data),
+        width=width,
+        height=height,
+        frames=frames,
+        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(),
+        pdq=pdq,
+        pdq_quality=quality,
+    )
+
+
+def preview(image_rgb: Image.Image, *, box: tuple[int, int], blur: int, greyscale: bool = True) -> bytes:
+    """A blurred (and by default greyscale) JPEG no larger than box.
+
+    The picture is shrunk to a few dozen pixels and scaled back up with a blur, so nothing
+    identifiable survives whatever the source size."""
+    image = image_rgb.convert("L") if greyscale else image_rgb
+    image = image.copy()
+    image.thumbnail(box, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    size = image.size
+    cells = BLUR_CELLS[blur]
+    scale = cells / max(size)
+    tiny = image.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.BOX)
+    smooth = tiny.resize(size, Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(max(size) / cells / 2))
+    out = io.BytesIO()
+    smooth.save(out, "JPEG", quality=80)
+    return out.getvalue()
+
+
+def previews_make(data: bytes, *, blur: int = 3) -> dict[str, bytes]:
+    """The thumbnail (≤ 256 px) and the inspect view (≤ 600 px tall) of an original."""
+    image = _open(data)
+    inspect_box = (INSPECT_MAX_WIDTH, INSPECT_HEIGHT)
+    rgb = decode_reduced(image, inspect_box)
+    return {
+        "thumb": preview(rgb, box=(THUMB_SIDE, THUMB_SIDE), blur=blur),
+        "inspect": preview(rgb, box=inspect_box, blur=blur),
+    }

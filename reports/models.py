@@ -1,0 +1,318 @@
+"""The domain: scanners push submissions of items; reviewers claim and decide; all is audited."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    """People's roles, kept as Django groups of these names."""
+
+    REVIEWER = "reviewer"
+    LEAD = "lead"
+    ADMIN = "admin"
+
+
+class Scanner(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    # SHA-256 of the bearer token; the token itself is shown once and never stored.
+    token_hash = models.CharField(max_length=64, unique=True)
+    token_prefix = models.CharField(max_length=12, help_text="The token's first characters, to tell tokens apart.")
+    is_active = models.BooleanField(default=True)
+    callback_url = models.URLField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    # Lets DRF (throttling, request.user) treat an authenticated scanner as a principal.
+    is_authenticated = True
+
+    def __str__(self):
+        return self.name
+
+
+class Item(models.Model):
+    """One unique piece of media, keyed by the SHA-256 of its original bytes."""
+
+    class State(models.TextChoices):
+        NEW = "new"  # stored, derivatives not made yet
+        QUEUED = "queued"  # waiting for a first review
+        CLAIMED = "claimed"  # leased to one person
+        DECIDED = "decided"
+        ESCALATED = "escalated"  # a reviewer was unsure; waiting for a lead
+        QA = "qa"  # waiting for a blind second review
+
+    class Verdict(models.TextChoices):
+        NONE = ""
+        CONFIRMED = "confirmed"
+        NOT_CSAM = "not_csam"
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    md5 = models.CharField(max_length=32)
+    sha1 = models.CharField(max_length=40)
+    pdq = models.CharField(max_length=64, blank=True)
+    pdq_quality = models.PositiveSmallIntegerField(null=True)
+    mime_type = models.CharField(max_length=40)
+    size_bytes = models.PositiveBigIntegerField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    frames = models.PositiveIntegerField(default=1)
+
+    # Names in the encrypted media store; never under a served URL.
+    original_blob = models.CharField(max_length=200)
+    thumb_blob = models.CharField(max_length=200, blank=True)
+    inspect_blob = models.CharField(max_length=200, blank=True)
+
+    state = models.CharField(max_length=12, choices=State.choices, default=State.NEW)
+    priority = models.SmallIntegerField(default=0)
+    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    lease_until = models.DateTimeField(null=True, blank=True)
+    # The standing verdict: the latest decision that is not an escalation.
+    verdict = models.CharField(max_length=12, choices=Verdict.choices, blank=True, default="")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # queue.item_claim: next waiting item by priority, then age.
+            models.Index(fields=["state", "-priority", "queued_at", "id"], name="item_claim_order"),
+            # queue.leases_expire: claims whose lease ran out.
+            models.Index(fields=["lease_until"], condition=Q(state="claimed"), name="item_lease_expiry"),
+            # tasks.derivatives_sweep: items whose derivatives were never made.
+            models.Index(fields=["created_at"], condition=Q(state="new"), name="item_new"),
+        ]
+
+    def __str__(self):
+        return f"item {self.pk}"
+
+
+class Submission(models.Model):
+    """One push from one scanner: a sighting of an item, with matches and provenance."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    scanner = models.ForeignKey(Scanner, on_delete=models.PROTECT, related_name="submissions")
+    external_id = models.CharField(max_length=200)
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="submissions")
+    duplicate = models.BooleanField(default=False, help_text="The item existed before this submission.")
+    observed_at = models.DateTimeField()
+    source_type = models.CharField(max_length=30)
+    provenance = models.JSONField(default=dict)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scanner", "external_id"], name="submission_once_per_scanner"),
+        ]
+
+    def __str__(self):
+        return f"submission {self.external_id}"
+
+
+class Match(models.Model):
+    submission = models.ForeignKey(Submission, on_delete=models.CASCADE, related_name="matches")
+    hash_type = models.CharField(max_length=40)
+    hash_value = models.CharField(max_length=512)
+    list_name = models.CharField(max_length=100)
+    list_entry_id = models.CharField(max_length=200, blank=True)
+    distance = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    label = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def short_label(self):
+        """What a reviewer reads before any reveal: "NCMEC list · PDQ distance 4 · A1"."""
+        parts = [f"{self.list_name} list", self.hash_type.upper()]
+        if self.distance is not None:
+            parts[-1] += f" distance {self.distance:g}"
+        if self.label:
+            parts.append(self.label)
+        return " · ".join(parts)
+
+
+class Claim(models.Model):
+    """A lease of one item to one person; its history is the queue's history."""
+
+    class Stage(models.TextChoices):
+        REVIEW = "review"
+        QA = "qa"
+        LEAD = "lead"
+
+    class End(models.TextChoices):
+        OPEN = ""
+        DECIDED = "decided"
+        SKIPPED = "skipped"
+        EXPIRED = "expired"
+        RELEASED = "released"
+
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="claims")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="claims")
+    stage = models.CharField(max_length=8, choices=Stage.choices, default=Stage.REVIEW)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    end = models.CharField(max_length=10, choices=End.choices, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            # Two people never hold the same item.
+            models.UniqueConstraint(fields=["item"], condition=Q(end=""), name="one_open_claim_per_item"),
+        ]
+        indexes = [models.Index(fields=["user", "end"], name="claim_user_open")]
+
+
+class ViewEvent(models.Model):
+    """A reveal: the original bytes were sent to this person's browser."""
+
+    class Mode(models.TextChoices):
+        HOLD = "hold"
+        CLICK = "click"
+
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="views")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="views")
+    claim = models.ForeignKey(Claim, null=True, blank=True, on_delete=models.PROTECT, related_name="views")
+    mode = models.CharField(max_length=8, choices=Mode.choices)
+    started_at = models.DateTimeField()
+    # Unblurred time as the browser measured it, clamped by the server.
+    seconds = models.FloatField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["item", "user"], name="view_item_user")]
+
+
+class Decision(models.Model):
+    """An immutable verdict. An overturn is a new decision that supersedes an earlier one."""
+
+    class Verdict(models.TextChoices):
+        CONFIRMED = "confirmed"
+        NOT_CSAM = "not_csam", "not apparent CSAM"
+        ESCALATED = "escalated"
+
+    class Reason(models.TextChoices):
+        NONE = ""
+        ADULT = "adult"
+        BENIGN = "benign"
+        NOT_A_MATCH = "not_a_match", "not a match"
+        UNREADABLE = "unreadable"
+
+    class Classification(models.TextChoices):
+        # The industry classification scheme used in CyberTipline reports.
+        NONE = ""
+        A1 = "A1", "A1 — prepubescent, sex act"
+        A2 = "A2", "A2 — prepubescent, lascivious exhibition"
+        B1 = "B1", "B1 — pubescent, sex act"
+        B2 = "B2", "B2 — pubescent, lascivious exhibition"
+
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="decisions")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions")
+    reviewer_name = models.CharField(max_length=150)
+    claim = models.ForeignKey(Claim, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions")
+    stage = models.CharField(max_length=8, choices=Claim.Stage.choices, default=Claim.Stage.REVIEW)
+    verdict = models.CharField(max_length=12, choices=Verdict.choices)
+    reason = models.CharField(max_length=12, choices=Reason.choices, blank=True, default="")
+    classification = models.CharField(max_length=2, choices=Classification.choices, blank=True, default="")
+    annotations = models.JSONField(default=list, blank=True)
+    note = models.TextField(blank=True)
+    # Derived from ViewEvents when the decision is recorded, never from a form field.
+    viewed_unblurred = models.BooleanField(default=False)
+    supersedes = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by")
+    started_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["item", "decided_at"], name="decision_item_time")]
+
+
+class ReviewerSettings(models.Model):
+    """A reviewer's own choices, kept within the WellnessPolicy."""
+
+    class RevealMode(models.TextChoices):
+        HOLD = "hold", "press and hold"
+        CLICK = "click", "click, re-blur after a few seconds"
+
+    class Blur(models.IntegerChoices):
+        LIGHT = 1, "light"
+        MEDIUM = 2, "medium"
+        STRONG = 3, "strong"
+
+    class Size(models.TextChoices):
+        SMALL = "small"
+        MEDIUM = "medium"
+        LARGE = "large"
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_settings")
+    blur = models.PositiveSmallIntegerField(choices=Blur.choices, default=Blur.STRONG)
+    greyscale = models.BooleanField(default=True)
+    reveal_mode = models.CharField(max_length=6, choices=RevealMode.choices, default=RevealMode.HOLD)
+    reveal_seconds = models.PositiveSmallIntegerField(default=4)
+    size = models.CharField(max_length=6, choices=Size.choices, default=Size.MEDIUM)
+
+
+class WellnessPolicy(models.Model):
+    """The limits an admin sets for everyone (a single row)."""
+
+    min_blur = models.PositiveSmallIntegerField(choices=ReviewerSettings.Blur.choices, default=ReviewerSettings.Blur.MEDIUM)
+    allow_colour = models.BooleanField(default=True, help_text="May reviewers turn greyscale off for revealed originals?")
+    max_reveal_seconds = models.PositiveSmallIntegerField(default=10)
+    max_size = models.CharField(max_length=6, choices=ReviewerSettings.Size.choices, default=ReviewerSettings.Size.LARGE)
+    daily_cap_seconds = models.PositiveIntegerField(default=15 * 60, help_text="Unblurred seconds per reviewer per day.")
+    daily_cap_items = models.PositiveIntegerField(default=400)
+    break_after_minutes = models.PositiveSmallIntegerField(default=50)
+    max_reveal_clamp_seconds = models.PositiveSmallIntegerField(default=60, help_text="Longest single reveal the server counts.")
+
+    class Meta:
+        verbose_name_plural = "wellness policy"
+
+    @classmethod
+    def current(cls):
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class ExposureDay(models.Model):
+    """One reviewer's exposure on one day."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exposure_days")
+    day = models.DateField()
+    unblurred_seconds = models.FloatField(default=0)
+    reveals = models.PositiveIntegerField(default=0)
+    items = models.PositiveIntegerField(default=0)
+    active_seconds = models.PositiveIntegerField(default=0)
+    last_active_at = models.DateTimeField(null=True, blank=True)
+    # Active review since the last break, for the break prompt.
+    active_since_break_seconds = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "day"], name="exposure_once_per_day")]
+
+
+class AuditEvent(models.Model):
+    """Append-only, hash-chained log of every state change and media access."""
+
+    at = models.DateTimeField()
+    actor_kind = models.CharField(max_length=10)  # user, scanner, system
+    actor_id = models.CharField(max_length=64, blank=True)
+    actor_name = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=60)
+    subject_kind = models.CharField(max_length=30, blank=True)
+    subject_id = models.CharField(max_length=64, blank=True)
+    # A plain number, not a foreign key: the log outlives purged items.
+    item_id = models.BigIntegerField(null=True, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["item_id", "id"], name="audit_item"),  # the item timeline
+            models.Index(fields=["action", "at"], name="audit_action_time"),
+        ]
+
+
+class AuditHead(models.Model):
+    """The newest link of the chain, locked by each writer so that links never fork."""
+
+    last_id = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)

@@ -1,0 +1,231 @@
+"""tsreview settings: one file, read from the environment.
+
+With no environment at all this is the embedded default (SQLite, tasks run in-process, files
+and a generated media key under ./var). Production sets TSREVIEW_ENV=production and the
+variables listed in docs/deploy.md; anything secret may also come from a file (NAME_FILE).
+"""
+
+import os
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name, default=""):
+    """A variable from the environment, or from the file named by NAME_FILE."""
+    if os.environ.get(f"{name}_FILE"):
+        return Path(os.environ[f"{name}_FILE"]).read_text().strip()
+    return os.environ.get(name, default)
+
+
+def env_bool(name, default=False):
+    return env(name, str(default)).lower() in ("1", "true", "yes", "on")
+
+
+def env_int(name, default):
+    return int(env(name, str(default)))
+
+
+def database_from_url(url):
+    """postgres://user:pass@host:port/name or sqlite:///path (relative to the project)."""
+    parts = urlparse(url)
+    if parts.scheme == "sqlite":
+        path = parts.path[1:] if parts.path.startswith("/") else parts.path
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / path if path else ":memory:"}
+    if parts.scheme in ("postgres", "postgresql"):
+        return {
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": unquote(parts.path.lstrip("/")),
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
+            "OPTIONS": {"connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5)},
+        }
+    raise ValueError(f"DATABASE_URL: unsupported scheme {parts.scheme!r}")
+
+
+PRODUCTION = env("TSREVIEW_ENV", "embedded") == "production"
+VAR_DIR = Path(env("TSREVIEW_VAR_DIR", str(BASE_DIR / "var")))
+
+SECRET_KEY = env("SECRET_KEY", "" if PRODUCTION else "embedded-default-not-secret")
+if PRODUCTION and not SECRET_KEY:
+    raise RuntimeError("SECRET_KEY must be set in production")
+DEBUG = env_bool("DEBUG", False)
+ALLOWED_HOSTS = [h for h in env("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",") if h]
+CSRF_TRUSTED_ORIGINS = [o for o in env("CSRF_TRUSTED_ORIGINS", "").split(",") if o]
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "reports",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "reports.middleware.SecurityHeadersMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
+]
+
+ROOT_URLCONF = "tsreview.urls"
+WSGI_APPLICATION = "tsreview.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "reports.views.nav_context",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": database_from_url(env("DATABASE_URL", "sqlite:///var/tsreview.sqlite3"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-gb"
+TIME_ZONE = env("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = Path(env("STATIC_ROOT", str(VAR_DIR / "static")))
+
+# --- Sessions and cookies -------------------------------------------------------------------
+SESSION_COOKIE_AGE = env_int("SESSION_IDLE_SECONDS", 30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True  # the age is an idle timeout, renewed by activity
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "no-referrer"
+X_FRAME_OPTIONS = "DENY"
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Media: encrypted at rest, outside any served folder --------------------------------------
+TSREVIEW_MEDIA_ROOT = Path(env("TSREVIEW_MEDIA_ROOT", str(VAR_DIR / "media")))
+# 32 bytes, urlsafe base64. The embedded default makes var/media.key on first use.
+TSREVIEW_MEDIA_KEY = env("TSREVIEW_MEDIA_KEY", "")
+TSREVIEW_MEDIA_KEY_FILE_DEFAULT = None if PRODUCTION else VAR_DIR / "media.key"
+TSREVIEW_MAX_UPLOAD_BYTES = env_int("TSREVIEW_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
+TSREVIEW_MAX_IMAGE_PIXELS = env_int("TSREVIEW_MAX_IMAGE_PIXELS", 50_000_000)
+TSREVIEW_MAX_FRAMES = env_int("TSREVIEW_MAX_FRAMES", 1000)
+# Django reads non-file fields into memory; the metadata part is small.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+
+# --- Review and wellness defaults (DESIGN §5) -------------------------------------------------
+TSREVIEW_LEASE_SECONDS = env_int("TSREVIEW_LEASE_SECONDS", 600)
+TSREVIEW_REQUIRE_VIEW_TO_CONFIRM = env_bool("TSREVIEW_REQUIRE_VIEW_TO_CONFIRM", True)
+TSREVIEW_QA_SAMPLE_PERCENT = env_int("TSREVIEW_QA_SAMPLE_PERCENT", 10)
+
+# --- Provenance policy (DESIGN §4): what a report needs, per source type ----------------------
+# Each entry is a list of requirements; a requirement is a field path, or a tuple of paths of
+# which one is enough.
+TSREVIEW_PROVENANCE_REQUIRED = {
+    "user_upload": [
+        ("uploader.esp_identifier", "uploader.screen_name", "uploader.email", "uploader.profile_url"),
+        "uploader.ip_events.upload",
+    ],
+    "storage_scan": [
+        ("uploader.esp_identifier", "uploader.screen_name", "uploader.email", "uploader.profile_url"),
+        "uploaded_at",
+    ],
+    "web_crawl": [("location_url", "page_url"), "collected_at", "publicly_available"],
+    "third_party_dataset": [
+        ("location_url", "page_url"),
+        "collected_at",
+        "publicly_available",
+        "dataset.name",
+        "dataset.vendor",
+    ],
+    "other": ["platform"],
+}
+
+# --- Celery ------------------------------------------------------------------------------------
+# No broker configured means the embedded default: tasks run in-process when the transaction
+# that enqueued them commits.
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", "")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = False
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to run again
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
+CELERY_BEAT_SCHEDULE = {
+    "derivatives-sweep": {"task": "reports.tasks.derivatives_sweep", "schedule": 60.0},
+}
+
+# --- API ---------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": ["reports.api_auth.ScannerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["reports.api_auth.IsScanner"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "reports.api_errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": None,
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"scanner": env("TSREVIEW_SCANNER_RATE", "6000/min")},
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "tsreview scanner API",
+    "DESCRIPTION": "Scanners push hash-matched media, match details and provenance for human review.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
+    "loggers": {"django.request": {"level": "ERROR"}},
+}

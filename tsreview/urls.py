@@ -1,0 +1,19 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
+
+from reports import api
+
+api_v1 = [
+    path("submissions", api.SubmissionCreateApi.as_view(), name="submission-create"),
+    path("submissions/<str:submission_id>", api.SubmissionDetailApi.as_view(), name="submission-detail"),
+    path("submissions/<str:submission_id>/provenance", api.SubmissionProvenanceApi.as_view(), name="submission-provenance"),
+    path("schema", SpectacularAPIView.as_view(authentication_classes=[], permission_classes=[]), name="api-schema"),
+    path("docs", SpectacularSwaggerSplitView.as_view(url_name="api-schema", authentication_classes=[], permission_classes=[]), name="api-docs"),
+]
+
+urlpatterns = [
+    path("api/v1/", include(api_v1)),
+    path("admin/", admin.site.urls),
+    path("", include("reports.urls")),
+]
