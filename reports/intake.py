@@ -160,10 +160,10 @@ def item_previews_make(*, item_id: int) -> Item:
             for name in names.values():
                 store.delete(name)
             return item
-        item.thumb_blob, item.inspect_blob = names["thumb"], names["inspect"]
+        item.previews = names
         item.state, item.queued_at = Item.State.QUEUED, timezone.now()
-        item.save(update_fields=["thumb_blob", "inspect_blob", "state", "queued_at"])
+        item.save(update_fields=["previews", "state", "queued_at"])
         audit_record(actor=None, action="item.previews_made", subject=item, item_id=item.pk,
-                     data={"thumb_bytes": len(previews["thumb"]), "inspect_bytes": len(previews["inspect"])})
+                     data={"previews": sorted(names)})
         audit_record(actor=None, action="item.queued", subject=item, item_id=item.pk, data={"from": "new", "to": "queued"})
     return item

@@ -162,12 +162,13 @@ def preview(image_rgb: Image.Image, *, box: tuple[int, int], blur: int, greyscal
     return out.getvalue()
 
 
-def previews_make(data: bytes, *, blur: int = 3) -> dict[str, bytes]:
-    """The thumbnail (≤ 256 px) and the inspect view (≤ 600 px tall) of an original."""
+def previews_make(data: bytes) -> dict[str, bytes]:
+    """The thumbnail (≤ 256 px, strongest blur) and the inspect view (≤ 600 px tall) at each
+    blur level a reviewer may choose, from one reduced-size decode of the original."""
     image = _open(data)
     inspect_box = (INSPECT_MAX_WIDTH, INSPECT_HEIGHT)
     rgb = decode_reduced(image, inspect_box)
-    return {
-        "thumb": preview(rgb, box=(THUMB_SIDE, THUMB_SIDE), blur=blur),
-        "inspect": preview(rgb, box=inspect_box, blur=blur),
-    }
+    previews = {"thumb": preview(rgb, box=(THUMB_SIDE, THUMB_SIDE), blur=max(BLUR_CELLS))}
+    for level in BLUR_CELLS:
+        previews[f"inspect-{level}"] = preview(rgb, box=inspect_box, blur=level)
+    return previews

@@ -60,8 +60,8 @@ class Item(models.Model):
 
     # Names in the encrypted media store; never under a served URL.
     original_blob = models.CharField(max_length=200)
-    thumb_blob = models.CharField(max_length=200, blank=True)
-    inspect_blob = models.CharField(max_length=200, blank=True)
+    # Blurred greyscale previews by name: "thumb", and "inspect-1" .. "inspect-3" by blur level.
+    previews = models.JSONField(default=dict, blank=True)
 
     state = models.CharField(max_length=12, choices=State.choices, default=State.NEW)
     priority = models.SmallIntegerField(default=0)
@@ -176,8 +176,9 @@ class ViewEvent(models.Model):
     claim = models.ForeignKey(Claim, null=True, blank=True, on_delete=models.PROTECT, related_name="views")
     mode = models.CharField(max_length=8, choices=Mode.choices)
     started_at = models.DateTimeField()
-    # Unblurred time as the browser measured it, clamped by the server.
+    # Unblurred time as the browser measured it, clamped by the server; recorded once.
     seconds = models.FloatField(default=0)
+    reported = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["item", "user"], name="view_item_user")]

@@ -61,7 +61,7 @@ def test_a_real_worker_makes_previews_and_queues_the_item(api, media_root, broke
         worker.terminate()
         worker.wait(timeout=30)
     item = Item.objects.get()
-    assert item.thumb_blob and (media_root / item.thumb_blob).exists()
+    assert item.previews and all((media_root / name).exists() for name in item.previews.values())
     assert AuditEvent.objects.filter(action="item.queued", item_id=item.pk, actor_kind="system").exists()
     assert api.get(f"/api/v1/submissions/{response.json()['id']}").json()["status"] == "queued"
 
