@@ -149,9 +149,52 @@ def lead(db):
     return make_user("lena", Role.LEAD)
 
 
-@pytest.fixture
-def chromium_path():
+# --- Browser ---------------------------------------------------------------------------------
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls the tests make between
+# browser steps are still plain synchronous calls.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
     path = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     if not Path(path).exists():
-        pytest.fail(f"Chromium is needed for browser tests at {path} (make test installs it)")
-    return path
+        pytest.fail(f"Browser tests need Chromium at {path} (make test installs it)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+# --- Items in the queue ------------------------------------------------------------------------
+
+def make_item(seed: int, *, priority=0, metadata=None, size=(320, 240)):
+    """A synthetic item pushed through intake and queued, as a scanner would."""
+    from reports.intake import item_previews_make, submission_create
+    from reports.media import image_inspect
+    from reports.models import Scanner
+    from reports.provenance import MetadataInput
+
+    scanner = Scanner.objects.filter(name="fixture-scanner").first()
+    if scanner is None:
+        make_scanner("fixture-scanner")
+        scanner = Scanner.objects.get(name="fixture-scanner")
+    data = synthetic_image(seed, size=size)
+    validator = MetadataInput(data=metadata or make_metadata(f"fixture/{seed}"))
+    validator.is_valid(raise_exception=True)
+    result = submission_create(scanner=scanner, metadata=validator.validated_data, data=data,
+                               facts=image_inspect(data, claimed_type="image/jpeg"))
+    item = item_previews_make(item_id=result.submission.item_id)
+    if priority:
+        Item.objects.filter(pk=item.pk).update(priority=priority)
+        item.refresh_from_db()
+    return item
+
+
+@pytest.fixture
+def queued_items(db):
+    return [make_item(seed) for seed in range(3)]

@@ -1,0 +1,180 @@
+"""What only a browser shows: the review page in Debian's Chromium, driven by Playwright."""
+
+import re
+
+import pytest
+from django.test import Client
+from playwright.sync_api import expect
+
+from reports.models import AuditEvent, Decision, Item, ReviewerSettings, ViewEvent
+
+from .conftest import make_item
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def login(browser, live_server, transactional_db):
+    """Browser contexts signed in as a user (a session made by Django's test client), closed
+    before the test's database goes away."""
+    contexts = []
+
+    def open_as(user):
+        client = Client()
+        client.force_login(user)
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url)
+        context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
+def start_review(page) -> int:
+    page.goto("/")
+    page.click("#start")
+    page.wait_for_url("**/review/*/")
+    expect(page.locator("#media")).to_have_js_property("complete", True)
+    return int(page.url.rstrip("/").split("/")[-1])
+
+
+def media_src(page) -> str:
+    return page.get_attribute("#media", "src")
+
+
+def wait_revealed(page):
+    expect(page.locator("#media")).to_have_attribute("src", re.compile(r"^blob:"), timeout=5000)
+
+
+def wait_blurred(page, timeout=5000):
+    expect(page.locator("#media")).to_have_attribute("src", re.compile(r"/preview/inspect-\d/$"), timeout=timeout)
+
+
+def wait_for_db(predicate, page, seconds=5):
+    for _ in range(int(seconds * 10)):
+        if predicate():
+            return True
+        page.wait_for_timeout(100)
+    return False
+
+
+@pytest.fixture
+def items(transactional_db):
+    return [make_item(seed) for seed in range(3)]
+
+
+def test_before_a_reveal_only_the_blurred_preview_reaches_the_browser(login, reviewer, items):
+    page = login(reviewer)
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    item_id = start_review(page)
+    assert f"/media/{item_id}/preview/inspect-3/" in media_src(page)
+    assert page.inner_text("#badge") == "Blurred"
+    assert page.evaluate("document.getElementById('media').naturalHeight") <= 600
+    page.wait_for_timeout(500)  # let any late request show itself
+    assert not [url for url in requests if "/original/" in url]
+    assert not ViewEvent.objects.exists()
+
+
+def test_hold_reveals_and_release_re_blurs(login, reviewer, items):
+    page = login(reviewer)
+    item_id = start_review(page)
+    page.hover("#reveal")
+    page.mouse.down()
+    wait_revealed(page)
+    assert page.inner_text("#badge") == "Revealed"
+    page.wait_for_timeout(400)
+    page.mouse.up()
+    wait_blurred(page)
+    assert wait_for_db(lambda: ViewEvent.objects.filter(reported=True).exists(), page)
+    view = ViewEvent.objects.get()
+    assert view.item_id == item_id and view.mode == "hold"
+    assert 0.3 <= view.seconds <= 3
+
+
+def test_click_mode_re_blurs_by_itself_after_the_timeout(login, reviewer, items):
+    ReviewerSettings.objects.create(user=reviewer, reveal_mode="click", reveal_seconds=1)
+    page = login(reviewer)
+    start_review(page)
+    assert "Reveal for 1 s" in page.inner_text("#reveal")
+    page.click("#reveal")
+    wait_revealed(page)
+    wait_blurred(page, timeout=4000)
+    assert wait_for_db(lambda: ViewEvent.objects.filter(reported=True).exists(), page)
+    assert 0.8 <= ViewEvent.objects.get().seconds <= 2.5
+
+
+@pytest.mark.parametrize("hide", [
+    "Object.defineProperty(document, 'hidden', {value: true, configurable: true});"
+    "document.dispatchEvent(new Event('visibilitychange'))",
+    "window.dispatchEvent(new Event('blur'))",
+], ids=["tab-hidden", "window-blur"])
+def test_hiding_the_tab_or_leaving_the_window_re_blurs(login, reviewer, items, hide):
+    ReviewerSettings.objects.create(user=reviewer, reveal_mode="click", reveal_seconds=10)
+    page = login(reviewer)
+    start_review(page)
+    page.click("#reveal")
+    wait_revealed(page)
+    page.evaluate(hide)
+    wait_blurred(page, timeout=1000)  # well before the 10-second timeout
+    assert page.inner_text("#badge") == "Blurred"
+
+
+def test_a_decision_made_by_keyboard_is_recorded_with_its_audit_event(login, reviewer, items, settings):
+    settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
+    page = login(reviewer)
+    item_id = start_review(page)
+    page.keyboard.press("?")
+    assert page.is_visible("#keys") and "Confirm as A1, A2, B1, B2" in page.inner_text("#keys")
+    page.keyboard.press("Escape")
+    assert not page.is_visible("#keys")
+    page.keyboard.down(" ")
+    wait_revealed(page)
+    page.keyboard.up(" ")
+    wait_blurred(page)
+    page.keyboard.press("2")
+    page.keyboard.press("g")
+    assert page.is_checked("#v-confirmed") and page.is_checked("#a-generativeAi")
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: f"/review/{item_id}/" not in url)
+    decision = Decision.objects.get()
+    assert (decision.item_id, decision.verdict, decision.classification) == (item_id, "confirmed", "A2")
+    assert decision.annotations == ["generativeAi"] and decision.viewed_unblurred
+    assert AuditEvent.objects.filter(action="decision.recorded", item_id=item_id, actor_name=reviewer.username).exists()
+    assert Item.objects.get(pk=item_id).state == Item.State.DECIDED
+
+
+def test_skip_by_keyboard_moves_to_another_item(login, reviewer, items):
+    page = login(reviewer)
+    first = start_review(page)
+    page.keyboard.press("s")
+    page.wait_for_url(lambda url: f"/review/{first}/" not in url)
+    assert Item.objects.get(pk=first).state == Item.State.QUEUED
+
+
+def test_two_reviewers_in_two_browsers_never_get_the_same_item(login, reviewer, second_reviewer, items):
+    rita = login(reviewer)
+    sam = login(second_reviewer)
+    rita.goto("/")
+    sam.goto("/")
+    with rita.expect_navigation(), sam.expect_navigation():
+        rita.click("#start", no_wait_after=True)
+        sam.click("#start", no_wait_after=True)
+    ids = {int(page.url.rstrip("/").split("/")[-1]) for page in (rita, sam)}
+    assert len(ids) == 2
+    assert set(Item.objects.filter(state="claimed").values_list("claimed_by__username", flat=True)) == {"rita", "sam"}
+
+
+def test_a_reviewer_cannot_fetch_an_original_they_do_not_hold(login, reviewer, second_reviewer, items):
+    rita = login(reviewer)
+    held = start_review(rita)
+    sam = login(second_reviewer)
+    start_review(sam)
+    status = sam.evaluate("""(url) => fetch(url, {method: "POST", credentials: "same-origin",
+        headers: {"X-CSRFToken": document.querySelector('meta[name=csrf-token]').content}}).then(r => r.status)""",
+                          f"/media/{held}/original/")
+    assert status == 404
+    assert not ViewEvent.objects.exists()
+    assert AuditEvent.objects.filter(action="media.denied", actor_name="sam").exists()
