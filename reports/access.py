@@ -15,3 +15,18 @@ def user_roles(user) -> set[str]:
 def is_lead(user) -> bool:
     """Leads and admins may audit, decide escalations and see every item."""
     return bool(user_roles(user) & {Role.LEAD, Role.ADMIN})
+
+
+def lead_required(view):
+    """Lead pages: anyone else gets 404, as for any page they may not see."""
+    from functools import wraps
+
+    from django.http import Http404
+
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not is_lead(request.user):
+            raise Http404
+        return view(request, *args, **kwargs)
+
+    return wrapped

@@ -196,7 +196,7 @@ class Decision(models.Model):
         NONE = ""
         ADULT = "adult"
         BENIGN = "benign"
-        NOT_A_MATCH = "not_a_match", "not a match"
+        NOT_A_MATCH = "not_a_match", "Not a match"
         UNREADABLE = "unreadable"
 
     class Classification(models.TextChoices):
