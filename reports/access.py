@@ -6,10 +6,12 @@ from .models import Role
 def user_roles(user) -> set[str]:
     if not user.is_authenticated:
         return set()
-    roles = set(user.groups.values_list("name", flat=True)) & set(Role.values)
-    if user.is_superuser:
-        roles.add(Role.ADMIN)
-    return roles
+    if not hasattr(user, "_tsreview_roles"):  # once per request: the user object lives that long
+        roles = set(user.groups.values_list("name", flat=True)) & set(Role.values)
+        if user.is_superuser:
+            roles.add(Role.ADMIN)
+        user._tsreview_roles = roles
+    return user._tsreview_roles
 
 
 def is_lead(user) -> bool:

@@ -47,3 +47,38 @@ class SettingsForm(forms.ModelForm):
         if SIZES.index(size) > SIZES.index(self.policy.max_size):
             raise forms.ValidationError(f"The largest size allowed is {self.policy.max_size}.")
         return size
+
+
+class DecisionLogFilter(forms.Form):
+    reviewer = forms.ModelChoiceField(queryset=None, required=False, empty_label="Anyone")
+    verdict = forms.ChoiceField(choices=[("", "Any verdict")] + Decision.Verdict.choices, required=False)
+    classification = forms.ChoiceField(choices=[("", "Any class")] + Decision.Classification.choices[1:], required=False)
+    hash_list = forms.ChoiceField(choices=[], required=False, label="Hash list")
+    source_type = forms.ChoiceField(choices=[], required=False, label="Source")
+    date_from = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, **kwargs):
+        from django.contrib.auth import get_user_model
+
+        from .models import Match
+        from .provenance import SOURCE_TYPES
+
+        super().__init__(*args, **kwargs)
+        self.fields["reviewer"].queryset = get_user_model().objects.filter(decisions__isnull=False).distinct().order_by("username")
+        lists = Match.objects.order_by("list_name").values_list("list_name", flat=True).distinct()
+        self.fields["hash_list"].choices = [("", "Any list")] + [(name, name) for name in lists]
+        self.fields["source_type"].choices = [("", "Any source")] + [(s, s.replace("_", " ")) for s in SOURCE_TYPES]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("date_from") and data.get("date_to") and data["date_from"] > data["date_to"]:
+            raise forms.ValidationError("The start date is after the end date.")
+        return data
+
+
+class OverturnForm(forms.Form):
+    verdict = forms.ChoiceField(choices=Decision.Verdict.choices[:2], widget=forms.RadioSelect)
+    classification = forms.ChoiceField(choices=Decision.Classification.choices[1:], required=False, widget=forms.RadioSelect)
+    reason = forms.ChoiceField(choices=Decision.Reason.choices[1:], required=False, widget=forms.RadioSelect)
+    note = forms.CharField(max_length=3000, widget=forms.Textarea(attrs={"rows": 2}), label="Why")

@@ -1,12 +1,12 @@
-from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("login/", views.LoginView.as_view(), name="login"),
+    path("logout/", views.logout, name="logout"),
+    path("lead/", include("reports.lead_urls")),
     path("claim/", views.claim_next, name="claim-next"),
     path("review/<int:item_id>/", views.review_page, name="review"),
     path("review/<int:item_id>/decide/", views.review_decide, name="review-decide"),

@@ -3,6 +3,8 @@
 import json
 
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import queue, review, wellness
 from .access import is_lead, user_roles
+from .audit import audit_record
 from .decisions import ANNOTATIONS, DecisionInvalid, decision_record
 from .forms import DecisionForm, SettingsForm
 from .models import Claim, Decision, Item, ViewEvent, WellnessPolicy
@@ -79,6 +82,8 @@ def _review_context(request, item, claim, form):
         "label": matches[0].short_label() if matches else "Known-hash match",
         "settings": settings, "keys": KEYS, "annotations": ANNOTATIONS,
         "viewed": ViewEvent.objects.filter(item=item, user=request.user).exists(),
+        # Leads deciding an escalation see what came before; reviewers (first or QA) never do.
+        "earlier": item.decisions.order_by("decided_at") if claim is None or claim.stage == Claim.Stage.LEAD else None,
         "inspect_kind": f"inspect-{settings.blur}",
         "classifications": [(c.value, c.label, str(n)) for n, c in enumerate(list(Decision.Classification)[1:], 1)],
         "reasons": [(r.value, r.label, key) for r, key in zip(list(Decision.Reason)[1:], "abmu")],
@@ -188,3 +193,28 @@ def break_taken(request):
     target = request.POST.get("next", "")
     safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
     return redirect(target if safe else reverse("home"))
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login, with every attempt in the audit log."""
+
+    redirect_authenticated_user = True
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        with transaction.atomic():
+            audit_record(actor=self.request.user, action="user.login", data={"ip": self.request.META.get("REMOTE_ADDR")})
+        return response
+
+    def form_invalid(self, form):
+        with transaction.atomic():
+            audit_record(actor=None, action="user.login_failed",
+                         data={"username": form.data.get("username", "")[:150], "ip": self.request.META.get("REMOTE_ADDR")})
+        return super().form_invalid(form)
+
+
+@require_POST
+def logout(request):
+    with transaction.atomic():
+        audit_record(actor=request.user, action="user.logout")
+    return auth_views.LogoutView.as_view()(request)
