@@ -314,3 +314,19 @@ def test_team_exposure_is_a_distribution_with_those_near_the_cap(client, lead):
     assert exposure["over_cap"] == 1 and policy.daily_cap_seconds == 900
     assert exposure["near_cap"] == ["r4", "r5"]
     assert "check in: r4, r5" in response.content.decode()
+
+
+def test_an_admins_change_to_the_wellness_limits_is_audited(client, db):
+    from django.contrib.auth import get_user_model
+
+    admin = get_user_model().objects.create_superuser("ada", "ada@example.org", "a long admin passphrase")
+    policy = WellnessPolicy.current()
+    client.force_login(admin)
+    fields = {"min_blur": 3, "allow_colour": "on", "max_reveal_seconds": 10, "max_size": "large", "daily_cap_seconds": 600,
+              "daily_cap_items": 400, "break_after_minutes": 50, "max_reveal_clamp_seconds": 60}
+    response = client.post(f"/admin/reports/wellnesspolicy/{policy.pk}/change/", fields)
+    assert response.status_code == 302
+    assert WellnessPolicy.current().daily_cap_seconds == 600
+    event = AuditEvent.objects.get(action="wellnesspolicy.changed")
+    assert event.data["old"]["daily_cap_seconds"] == 900 and event.data["new"]["daily_cap_seconds"] == 600
+    assert event.actor_name == "ada"
