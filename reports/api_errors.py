@@ -1,6 +1,7 @@
 """Every API error is {"errors": {"<field>": ["<reason>", ...]}} with a 4xx status."""
 
 from django.core.exceptions import PermissionDenied
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -17,6 +18,8 @@ class ApiError(exceptions.APIException):
         self.field = field
 
 
+# The database cannot be reached: a clean 503 (other database errors are bugs and stay 500s).
+DATABASE_DOWN = (OperationalError, InterfaceError)
 # The part of the request each framework error is about.
 FIELDS = {
     exceptions.NotAuthenticated: "authorization",
@@ -31,7 +34,12 @@ FIELDS = {
 }
 
 
+UNAVAILABLE = {"errors": {"service": ["The database is unavailable; nothing was stored. Retry later."]}}
+
+
 def exception_handler(exc, context):
+    if isinstance(exc, DATABASE_DOWN):
+        return Response(UNAVAILABLE, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "30"})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound("Not found.")
     elif isinstance(exc, PermissionDenied):

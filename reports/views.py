@@ -218,3 +218,18 @@ def logout(request):
     with transaction.atomic():
         audit_record(actor=request.user, action="user.logout")
     return auth_views.LogoutView.as_view()(request)
+
+
+def server_error(request):
+    """Django's 500 handler: an unreachable database is a 503 the client may retry."""
+    import sys
+
+    from .api_errors import DATABASE_DOWN, UNAVAILABLE
+
+    if isinstance(sys.exc_info()[1], DATABASE_DOWN):
+        if request.path.startswith("/api/"):
+            return JsonResponse(UNAVAILABLE, status=503, headers={"Retry-After": "30"})
+        return HttpResponse("<!doctype html><title>Unavailable</title><h1>tsreview is briefly unavailable</h1>"
+                            "<p>The database cannot be reached. Nothing was changed; try again in a minute.</p>",
+                            status=503, headers={"Retry-After": "30"})
+    return HttpResponse("<!doctype html><title>Error</title><h1>Something went wrong</h1>", status=500)

@@ -183,6 +183,39 @@ TSREVIEW_PROVENANCE_REQUIRED = {
     "other": ["platform"],
 }
 
+# --- CyberTipline reports (DESIGN §4, §7) ----------------------------------------------------
+# NCMEC's base URL: test https://exttest.cybertip.org/ispws, production
+# https://report.cybertip.org/ispws. Empty means not configured: reports can be drafted and
+# previewed but not approved (the report page says so).
+TSREVIEW_CYBERTIP_BASE_URL = env("TSREVIEW_CYBERTIP_BASE_URL", "")
+TSREVIEW_CYBERTIP_USERNAME = env("TSREVIEW_CYBERTIP_USERNAME", "")
+TSREVIEW_CYBERTIP_PASSWORD = env("TSREVIEW_CYBERTIP_PASSWORD", "")
+TSREVIEW_CYBERTIP_TIMEOUT = float(env("TSREVIEW_CYBERTIP_TIMEOUT", "30"))
+TSREVIEW_CYBERTIP_MAX_RETRIES = env_int("TSREVIEW_CYBERTIP_MAX_RETRIES", 8)
+# The schema every document is validated against; `manage.py cybertip_fetch_xsd` downloads it.
+# A relative path is relative to the project root.
+TSREVIEW_CYBERTIP_XSD = env("TSREVIEW_CYBERTIP_XSD", str(VAR_DIR / "cyber_tipline.xsd"))
+# The reporter: the reporting person's email is required by NCMEC. The embedded default uses
+# example values so that the demo can draft reports; production must set its own.
+TSREVIEW_COMPANY_NAME = env("TSREVIEW_COMPANY_NAME", "" if PRODUCTION else "Example Photos (demo)")
+TSREVIEW_REPORTER_FIRST_NAME = env("TSREVIEW_REPORTER_FIRST_NAME", "" if PRODUCTION else "Demo")
+TSREVIEW_REPORTER_LAST_NAME = env("TSREVIEW_REPORTER_LAST_NAME", "" if PRODUCTION else "Reporter")
+TSREVIEW_REPORTER_EMAIL = env("TSREVIEW_REPORTER_EMAIL", "" if PRODUCTION else "reports@example.org")
+TSREVIEW_REPORTER_PHONE = env("TSREVIEW_REPORTER_PHONE", "")
+TSREVIEW_CONTACT_FIRST_NAME = env("TSREVIEW_CONTACT_FIRST_NAME", "")
+TSREVIEW_CONTACT_LAST_NAME = env("TSREVIEW_CONTACT_LAST_NAME", "")
+TSREVIEW_CONTACT_EMAIL = env("TSREVIEW_CONTACT_EMAIL", "")
+TSREVIEW_CONTACT_PHONE = env("TSREVIEW_CONTACT_PHONE", "")
+# industryClassification is sent only by companies that signed NCMEC's hash-sharing MOU.
+TSREVIEW_NCMEC_MOU_SIGNED = env_bool("TSREVIEW_NCMEC_MOU_SIGNED", False)
+# Hosts that are ours: a reported page elsewhere is marked thirdPartyHostedContent.
+TSREVIEW_OWN_HOSTS = [h for h in env("TSREVIEW_OWN_HOSTS", "").split(",") if h]
+
+# --- Preservation and retention ----------------------------------------------------------------
+TSREVIEW_HOLD_DAYS = env_int("TSREVIEW_HOLD_DAYS", 365)  # the legal preservation period after a report
+# Media of decided items that is neither held nor needed for a report is purged after this.
+TSREVIEW_RETENTION_DAYS = env_int("TSREVIEW_RETENTION_DAYS", 90)
+
 # --- Celery ------------------------------------------------------------------------------------
 # No broker configured means the embedded default: tasks run in-process when the transaction
 # that enqueued them commits.
@@ -195,9 +228,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task whose worker died unacknowledged is handed out again after this long (Redis broker).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 600)}
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5}
 CELERY_BEAT_SCHEDULE = {
     "derivatives-sweep": {"task": "reports.tasks.derivatives_sweep", "schedule": 60.0},
+    "report-drafts-build": {"task": "reports.tasks.report_drafts_build_task", "schedule": 300.0},
+    "reports-resume": {"task": "reports.tasks.reports_resume", "schedule": 300.0},
+    "retention-purge": {"task": "reports.tasks.retention_purge_task", "schedule": 24 * 3600.0},
 }
 
 # --- API ---------------------------------------------------------------------------------------

@@ -17,3 +17,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("reports.urls")),
 ]
+
+handler500 = "reports.views.server_error"
