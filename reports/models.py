@@ -73,6 +73,8 @@ class Item(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    # Set when retention or a law-enforcement request destroyed the media; the row stays.
+    purged_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [
@@ -317,3 +319,139 @@ class AuditHead(models.Model):
 
     last_id = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
+
+
+# --- CyberTipline reports (DESIGN §4, §7) -----------------------------------------------------
+
+class Report(models.Model):
+    """A CyberTipline report: confirmed sightings with their provenance, and how far it got.
+
+    draft → approved (sending) → finished; a permanent failure retracts it (failed), and a lead
+    may reopen it as a draft. Transient failures that outlast the retries leave it stalled."""
+
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        APPROVED = "approved", "approved, sending"
+        STALLED = "stalled", "stalled, needs a retry"
+        FINISHED = "finished"
+        FAILED = "failed"
+
+    class IncidentType(models.TextChoices):
+        # The schema's incidentType enumeration, verbatim.
+        CHILD_PORNOGRAPHY = "Child Pornography (possession, manufacture, and distribution)", "Child Pornography (possession, manufacture, and distribution)"
+        SEX_TRAFFICKING = "Child Sex Trafficking", "Child Sex Trafficking"
+        SEX_TOURISM = "Child Sex Tourism", "Child Sex Tourism"
+        MOLESTATION = "Child Sexual Molestation", "Child Sexual Molestation"
+        MISLEADING_DOMAIN = "Misleading Domain Name", "Misleading Domain Name"
+        MISLEADING_WORDS = "Misleading Words or Digital Images on the Internet", "Misleading Words or Digital Images on the Internet"
+        ENTICEMENT = "Online Enticement of Children for Sexual Acts", "Online Enticement of Children for Sexual Acts"
+        OBSCENE_TO_CHILD = "Unsolicited Obscene Material Sent to a Child", "Unsolicited Obscene Material Sent to a Child"
+
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    # What the drafting grouped by (one uploader, one page, one dataset), and its readable name.
+    group_key = models.CharField(max_length=300, blank=True)
+    group_label = models.CharField(max_length=300, blank=True)
+    incident_type = models.CharField(max_length=80, choices=IncidentType.choices, default=IncidentType.CHILD_PORNOGRAPHY)
+    incident_at = models.DateTimeField(null=True, blank=True)
+    incident_at_description = models.TextField(blank=True)
+    platform = models.CharField(max_length=256, blank=True)
+    additional_info = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # Set at approval: False when a lead attested that a required field is not available.
+    fully_actionable = models.BooleanField(null=True)
+    # The validated document the lead approved; /submit sends exactly this.
+    report_xml = models.TextField(blank=True)
+    ncmec_report_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    # A lease on sending, so that two workers never run the steps of one report at once.
+    send_lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    failure = models.TextField(blank=True, help_text="Why sending failed or stalled, for the lead.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    retracted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # report_views.report_list: reports by state, newest first.
+            models.Index(fields=["state", "-created_at"], name="report_state_time"),
+            # reporting.report_draft_build: an open draft for a group.
+            models.Index(fields=["group_key"], condition=Q(state="draft"), name="report_draft_group"),
+        ]
+
+    def __str__(self):
+        return f"report {self.pk}"
+
+
+class ReportFile(models.Model):
+    """One sighting (submission) of a confirmed item in a report; reported once."""
+
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="files")
+    submission = models.OneToOneField(Submission, on_delete=models.PROTECT, related_name="report_file")
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="report_files")
+    added_at = models.DateTimeField(auto_now_add=True)
+    # fileDetails as approved; reportId and fileId are filled in when it is sent.
+    details_xml = models.TextField(blank=True)
+    ncmec_file_id = models.CharField(max_length=100, blank=True)
+    uploaded_at = models.DateTimeField(null=True, blank=True)
+    fileinfo_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Attestation(models.Model):
+    """A lead's statement that a required provenance field is not available, and why."""
+
+    report_file = models.ForeignKey(ReportFile, on_delete=models.PROTECT, related_name="attestations")
+    field = models.CharField(max_length=200)
+    reason = models.TextField()
+    attested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    attested_by_name = models.CharField(max_length=150)
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["report_file", "field"], name="attest_field_once")]
+
+
+class ApiCall(models.Model):
+    """One request to the CyberTipline and its response: the report's call log."""
+
+    report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.PROTECT, related_name="calls")
+    report_file = models.ForeignKey(ReportFile, null=True, blank=True, on_delete=models.PROTECT, related_name="calls")
+    step = models.CharField(max_length=12)
+    method = models.CharField(max_length=6)
+    url = models.CharField(max_length=500)
+    # Never the media bytes or the credentials: an upload is described, not copied.
+    request_body = models.TextField(blank=True)
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    request_id = models.CharField(max_length=200, blank=True)
+    response_code = models.IntegerField(null=True, blank=True)
+    response_body = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    started_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Hold(models.Model):
+    """Preservation: an item's media and context are kept until `until` (unless released)."""
+
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="holds")
+    report = models.ForeignKey(Report, null=True, blank=True, on_delete=models.PROTECT, related_name="holds")
+    until = models.DateTimeField()
+    reason = models.TextField()
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    release_reason = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            # reporting.retention_purge: is an item under an active hold?
+            models.Index(fields=["item", "until"], condition=Q(released_at__isnull=True), name="hold_active"),
+        ]

@@ -1,0 +1,1 @@
+"""The CyberTipline: documents (xml), the HTTP client (client), the resumable sending (submit)."""

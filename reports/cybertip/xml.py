@@ -1,0 +1,345 @@
+"""CyberTipline documents, built with lxml in the schema's element order and validated
+against NCMEC's schema (plus the rules its documentation states) before anything is sent.
+
+DESIGN §4 maps provenance to elements. Nothing here invents a value: a field the provenance
+lacks is left out, never defaulted.
+"""
+
+import functools
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlparse
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from lxml import etree
+
+from ..models import Decision, Item, Report, ReportFile
+
+FILE_ANNOTATIONS = {"animeDrawingVirtualHentai", "potentialMeme", "viral", "possibleSelfProduction", "physicalHarm",
+                    "violenceGore", "bestiality", "liveStreaming", "infant", "generativeAi"}
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
+SOURCE_TEXT = {
+    "user_upload": "uploaded by a user of our service",
+    "storage_scan": "found in storage on our service",
+    "web_crawl": "found by our crawler on the public web, not uploaded by a user of our service",
+    "third_party_dataset": "found in a third-party dataset (such as AI training data) that we obtained from a "
+                           "vendor, not uploaded by a user of our service",
+    "other": "found outside our users' content",
+}
+# Lengths the documentation sets and the schema does not.
+MAX_TEXT = 3000
+PLACEHOLDER_REPORT_ID, PLACEHOLDER_FILE_ID = 0, "pending"
+
+
+class SchemaUnavailable(Exception):
+    """The schema file is missing or unreadable."""
+
+
+class DocumentInvalid(Exception):
+    def __init__(self, errors: list[str]):
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+# --- The schema --------------------------------------------------------------------------------
+
+def schema_path() -> Path:
+    path = Path(settings.TSREVIEW_CYBERTIP_XSD)
+    return path if path.is_absolute() else Path(settings.BASE_DIR) / path
+
+
+@functools.lru_cache(maxsize=4)
+def _schema(path: str, mtime: float) -> etree.XMLSchema:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True)
+    return etree.XMLSchema(etree.parse(path, parser))
+
+
+def schema() -> etree.XMLSchema:
+    """NCMEC's schema from the configured file, parsed again when the file changes."""
+    path = schema_path()
+    try:
+        return _schema(str(path), path.stat().st_mtime)
+    except OSError:
+        raise SchemaUnavailable(f"No CyberTipline schema at {path}: run `manage.py cybertip_fetch_xsd`.") from None
+    except (etree.XMLSchemaParseError, etree.XMLSyntaxError) as exc:
+        raise SchemaUnavailable(f"The CyberTipline schema at {path} does not parse: {exc}") from None
+
+
+def validate(doc: etree._Element) -> list[str]:
+    """Schema errors, then the documented rules the schema does not enforce."""
+    xsd = schema()
+    errors = [] if xsd.validate(doc) else [f"line {e.line}: {e.message}" for e in xsd.error_log]
+    return errors + rules_check(doc)
+
+
+def document_check(doc: etree._Element) -> bytes:
+    """The document as bytes, or DocumentInvalid naming every problem."""
+    errors = validate(doc)
+    if errors:
+        raise DocumentInvalid(errors)
+    return to_bytes(doc)
+
+
+def to_bytes(doc: etree._Element) -> bytes:
+    return etree.tostring(doc, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+def rules_check(doc: etree._Element) -> list[str]:
+    """NCMEC's documented rules that the schema does not express."""
+    errors = []
+    for path, limit in (("incidentSummary/platform", 256), ("additionalInfo", MAX_TEXT), ("fileName", 2056),
+                        ("incidentSummary/escalateToHighPriority", MAX_TEXT), ("originalFileName", 2056),
+                        ("personOrUserReported/screenName", 256), ("locationOfFile", 2083)):
+        for el in doc.findall(path):
+            if len(el.text or "") > limit:
+                errors.append(f"{path} is longer than {limit} characters.")
+    if doc.tag == "report":
+        errors += _report_rules(doc)
+    elif doc.tag == "fileDetails":
+        errors += _file_rules(doc)
+    return errors
+
+
+def _report_rules(doc) -> list[str]:
+    errors = []
+    when = parse_datetime(doc.findtext("incidentSummary/incidentDateTime") or "")
+    if when and when > timezone.now():
+        errors.append("incidentDateTime is in the future.")
+    if not (doc.findtext("reporter/reportingPerson/email") or "").strip():
+        errors.append("reporter/reportingPerson/email is required.")
+    return errors
+
+
+def _file_rules(doc) -> list[str]:
+    errors = []
+    if doc.findtext("exifViewedByEsp") == "true" and doc.findtext("fileViewedByEsp") != "true":
+        errors.append("fileViewedByEsp must be true when exifViewedByEsp is true.")
+    if doc.findtext("fileRelevance") == "Supplemental Reported" and (
+            doc.find("industryClassification") is not None or doc.find("potentialMeme") is not None
+            or doc.find("fileAnnotations/potentialMeme") is not None):
+        errors.append("A Supplemental Reported file may not carry industryClassification or a potential-meme flag.")
+    if doc.find("industryClassification") is not None and not settings.TSREVIEW_NCMEC_MOU_SIGNED:
+        errors.append("industryClassification is only for companies that signed NCMEC's industry hash-sharing MOU.")
+    location = doc.findtext("locationOfFile")
+    if location is not None and not _is_url(location):
+        errors.append("locationOfFile is not a valid URL.")
+    errors += [f"originalFileHash@hashType is longer than 64 characters." for h in doc.findall("originalFileHash")
+               if len(h.get("hashType", "")) > 64]
+    return errors
+
+
+def _is_url(value: str) -> bool:
+    parts = urlparse(value)
+    return parts.scheme in ("http", "https") and bool(parts.netloc)
+
+
+# --- Building ----------------------------------------------------------------------------------
+
+def _text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
+    return str(value)
+
+
+def _add(parent, tag: str, value=None, **attrs):
+    """Append <tag>value</tag>; nothing at all when there is no value."""
+    if value is None or value == "":
+        return None
+    el = etree.SubElement(parent, tag, {k: _text(v) for k, v in attrs.items()})
+    el.text = _text(value)
+    return el
+
+
+def _time(value: str | None) -> str | None:
+    """A provenance timestamp (ISO 8601 with a zone) as an xs:dateTime."""
+    parsed = parse_datetime(value) if value else None
+    return _text(parsed) if parsed else None
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def standing_decision(item: Item) -> Decision | None:
+    """The item's standing verdict: its latest decision that is not an escalation."""
+    return item.decisions.exclude(verdict=Decision.Verdict.ESCALATED).order_by("-decided_at", "-id").first()
+
+
+def uploader_identity(provenance: dict) -> dict:
+    uploader = provenance.get("uploader") or {}
+    return {k: uploader.get(k) for k in ("esp_identifier", "screen_name", "email", "profile_url") if uploader.get(k)}
+
+
+def report_document(report: Report) -> etree._Element:
+    """The `report` document (the body of /submit), children in the schema's order."""
+    files = list(report.files.select_related("submission", "item"))
+    root = etree.Element("report")
+    summary = etree.SubElement(root, "incidentSummary")
+    _add(summary, "incidentType", report.incident_type)
+    _add(summary, "platform", report.platform)
+    _add(summary, "incidentDateTime", report.incident_at)
+    _add(summary, "incidentDateTimeDescription", report.incident_at_description)
+    for third_party, urls in _page_urls(files):
+        web = etree.SubElement(etree.SubElement(root, "internetDetails"), "webPageIncident",
+                               thirdPartyHostedContent=_text(third_party))
+        for url in urls:
+            _add(web, "url", url)
+    _reporter(root)
+    for uploader in _uploaders(files):
+        _person_reported(root, uploader)
+    _add(root, "additionalInfo", clip(report.additional_info))
+    return root
+
+
+def _page_urls(files: list[ReportFile]) -> list[tuple[bool, list[str]]]:
+    """Web pages of the sightings, split by whether the host is someone else's."""
+    own = {h.lower() for h in settings.TSREVIEW_OWN_HOSTS}
+    groups: dict[bool, list[str]] = {}
+    for f in files:
+        url = f.submission.provenance.get("page_url")
+        if url:
+            third_party = (urlparse(url).hostname or "").lower() not in own
+            if url not in groups.setdefault(third_party, []):
+                groups[third_party].append(url)
+    return sorted(groups.items(), reverse=True)
+
+
+def _reporter(root) -> None:
+    reporter = etree.SubElement(root, "reporter")
+    person = etree.SubElement(reporter, "reportingPerson")
+    _add(person, "firstName", settings.TSREVIEW_REPORTER_FIRST_NAME)
+    _add(person, "lastName", settings.TSREVIEW_REPORTER_LAST_NAME)
+    _add(person, "phone", settings.TSREVIEW_REPORTER_PHONE)
+    _add(person, "email", settings.TSREVIEW_REPORTER_EMAIL)
+    contact = [settings.TSREVIEW_CONTACT_FIRST_NAME, settings.TSREVIEW_CONTACT_LAST_NAME,
+               settings.TSREVIEW_CONTACT_PHONE, settings.TSREVIEW_CONTACT_EMAIL]
+    if any(contact):
+        person = etree.SubElement(reporter, "contactPerson")
+        for tag, value in zip(("firstName", "lastName", "phone", "email"), contact):
+            _add(person, tag, value)
+
+
+def _uploaders(files: list[ReportFile]) -> list[dict]:
+    """One entry per distinct uploader identity, with the IP events and devices of its sightings."""
+    found: dict[tuple, dict] = {}
+    for f in files:
+        identity = uploader_identity(f.submission.provenance)
+        if not identity:
+            continue
+        uploader = f.submission.provenance.get("uploader") or {}
+        entry = found.setdefault(tuple(sorted(identity.items())), {**identity, "ip_events": [], "device_ids": []})
+        for key in ("ip_events", "device_ids"):
+            entry[key] += [e for e in uploader.get(key) or [] if e not in entry[key]]
+    return list(found.values())
+
+
+def _ip_event(parent, event: dict) -> None:
+    el = etree.SubElement(parent, "ipCaptureEvent")
+    _add(el, "ipAddress", event["ip"])
+    _add(el, "eventName", event.get("event"))
+    _add(el, "dateTime", _time(event.get("at")))
+    _add(el, "port", event.get("port"))
+
+
+def _person_reported(root, uploader: dict) -> None:
+    el = etree.SubElement(root, "personOrUserReported")
+    if uploader.get("email"):
+        _add(etree.SubElement(el, "personOrUserReportedPerson"), "email", uploader["email"])
+    _add(el, "espIdentifier", uploader.get("esp_identifier"))
+    _add(el, "screenName", uploader.get("screen_name"))
+    _add(el, "profileUrl", uploader.get("profile_url"))
+    for event in uploader["ip_events"]:
+        _ip_event(el, event)
+    for device in uploader["device_ids"]:
+        device_el = etree.SubElement(el, "deviceId")
+        _add(device_el, "idType", device["type"])
+        _add(device_el, "idValue", device["value"])
+
+
+def upload_name(item: Item) -> str:
+    return f"{item.sha256[:16]}.{EXTENSIONS.get(item.mime_type, 'bin')}"
+
+
+def file_details_document(report_file: ReportFile, *, report_id=PLACEHOLDER_REPORT_ID,
+                          file_id=PLACEHOLDER_FILE_ID) -> etree._Element:
+    """The `fileDetails` document (the body of /fileinfo) of one sighting."""
+    provenance, item = report_file.submission.provenance, report_file.item
+    decision = standing_decision(item)
+    root = etree.Element("fileDetails")
+    _add(root, "reportId", report_id)
+    _add(root, "fileId", file_id)
+    _add(root, "fileName", upload_name(item))
+    _add(root, "originalFileName", provenance.get("original_filename"))
+    _add(root, "uploadedToEspTimestamp", _time(provenance.get("uploaded_at")))
+    _add(root, "locationOfFile", provenance.get("location_url"))
+    # True only when the reviewer whose confirmation stands revealed this very file.
+    _add(root, "fileViewedByEsp", bool(decision and decision.verdict == Decision.Verdict.CONFIRMED
+                                       and decision.viewed_unblurred))
+    _add(root, "publiclyAvailable", provenance.get("publicly_available"))
+    _add(root, "fileRelevance", "Reported")
+    annotations = sorted(set(decision.annotations if decision else []) & FILE_ANNOTATIONS)
+    if annotations:
+        marks = etree.SubElement(root, "fileAnnotations")
+        for name in annotations:
+            _add(marks, name, True)
+    if settings.TSREVIEW_NCMEC_MOU_SIGNED and decision and decision.classification:
+        _add(root, "industryClassification", decision.classification)
+    for name, value in (("MD5", item.md5), ("SHA1", item.sha1), ("SHA256", item.sha256)):
+        _add(root, "originalFileHash", value, hashType=name)
+    upload = next((e for e in (provenance.get("uploader") or {}).get("ip_events") or [] if e.get("event") == "Upload"), None)
+    if upload:
+        _ip_event(root, upload)
+    _match_details(root, report_file)
+    _add(root, "additionalInfo", clip(file_info_text(report_file, decision)))
+    return root
+
+
+def _match_details(root, report_file: ReportFile) -> None:
+    matches = list(report_file.submission.matches.all())
+    if not matches:
+        return
+    details = etree.SubElement(root, "details", type="HASH")
+    for n, m in enumerate(matches, 1):
+        pair = etree.SubElement(details, "nameValuePair")
+        _add(pair, "name", f"match {n}: {m.list_name} list, {m.hash_type}")
+        parts = [m.hash_value]
+        if m.distance is not None:
+            parts.append(f"distance {m.distance:g}" + (f" of threshold {m.threshold:g}" if m.threshold is not None else ""))
+        parts += [f"list entry {m.list_entry_id}"] if m.list_entry_id else []
+        parts += [f"list label {m.label}"] if m.label else []
+        _add(pair, "value", "; ".join(parts))
+
+
+def file_info_text(report_file: ReportFile, decision: Decision | None) -> str:
+    """Where the file came from, in words: the dataset, its vendor and where the vendor got it."""
+    submission = report_file.submission
+    p = submission.provenance
+    lines = [f"Source: {SOURCE_TEXT.get(p.get('source_type'), 'unknown')}."]
+    dataset = p.get("dataset") or {}
+    if dataset:
+        facts = [f"{label} {dataset[key]}" for key, label in (
+            ("name", "name"), ("version", "version"), ("vendor", "vendor"), ("record_id", "record"),
+            ("acquired_at", "acquired"), ("vendor_source", "the vendor got it from")) if dataset.get(key)]
+        lines.append("Dataset: " + ", ".join(facts) + ".")
+    for key, label in (("collected_at", "Collected from its source"), ("page_url", "Web page"),
+                       ("location_url", "File location"), ("platform", "Platform")):
+        if p.get(key):
+            lines.append(f"{label}: {p[key]}.")
+    lines.append(f"Found by our hash-matching scanner on {_text(submission.observed_at)}.")
+    if decision:
+        lines.append(f"Confirmed by a human reviewer on {_text(decision.decided_at)}.")
+    for a in report_file.attestations.all():
+        lines.append(f"Not available: {a.field} (attested by {a.attested_by_name}: {a.reason}).")
+    return " ".join(lines)
+
+
+def fill_ids(details_xml: str, *, report_id: int, file_id: str) -> etree._Element:
+    """An approved fileDetails with NCMEC's report and file ids filled in."""
+    doc = etree.fromstring(details_xml.encode(), etree.XMLParser(resolve_entities=False, no_network=True))
+    doc.find("reportId").text = str(report_id)
+    doc.find("fileId").text = file_id
+    return doc
