@@ -16,8 +16,9 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from .audit import audit_record
-from .cybertip.xml import (SOURCE_TEXT, DocumentInvalid, SchemaUnavailable, clip, document_check, file_details_document,
-                           report_document, to_bytes, uploader_identity, validate)
+from .cybertip.xml import (SOURCE_TEXT, DocumentInvalid, SchemaUnavailable, clip, dataset_text, document_check,
+                           file_details_document, report_document, standing_decision, to_bytes, uploader_identity,
+                           validate, viewed_by_reviewer)
 from .models import Attestation, Hold, Item, Report, ReportFile, Submission
 from .provenance import provenance_missing
 from .storage import media_store
@@ -143,9 +144,8 @@ def report_defaults(submissions: list[Submission]) -> dict:
         platform += " (material found in " + ", ".join(s.replace("_", " ") for s in sources) + ", not user content)"
     info = [f"This report covers {len(submissions)} file(s), each confirmed by a human reviewer after a hash match."]
     info += [f"Files {SOURCE_TEXT.get(s, s)}." for s in sources]
-    for dataset in {tuple(sorted((s.provenance.get("dataset") or {}).items())) for s in submissions} - {()}:
-        d = dict(dataset)
-        info.append("Dataset " + ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in d.items() if v) + ".")
+    for dataset in sorted({tuple(sorted((s.provenance.get("dataset") or {}).items())) for s in submissions} - {()}):
+        info.append(dataset_text(dict(dataset)))
     return {"incident_at": when, "incident_at_description": how, "platform": platform[:256],
             "additional_info": clip(" ".join(info))}
 
@@ -158,10 +158,17 @@ class FileCheck:
     present: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     attested: dict[str, Attestation] = field(default_factory=dict)
+    viewed: bool = False  # fileViewedByEsp: the confirming reviewer revealed this file
 
     @property
     def blocking(self) -> list[str]:
         return [m for m in self.missing if m not in self.attested]
+
+    @property
+    def rows(self) -> list[tuple[str, str, Attestation | None]]:
+        """(requirement, "present" | "attested" | "missing", the attestation) for the page."""
+        return [(name, "present", None) for name in self.present] + [
+            (name, "attested" if name in self.attested else "missing", self.attested.get(name)) for name in self.missing]
 
 
 @dataclass
@@ -184,7 +191,8 @@ def file_check(report_file: ReportFile) -> FileCheck:
     required = [r if isinstance(r, str) else " or ".join(r)
                 for r in settings.TSREVIEW_PROVENANCE_REQUIRED.get(provenance.get("source_type"), [])]
     attested = {a.field: a for a in report_file.attestations.all() if a.field in missing}
-    return FileCheck(report_file, [r for r in required if r not in missing], missing, attested)
+    viewed = viewed_by_reviewer(standing_decision(report_file.item))
+    return FileCheck(report_file, [r for r in required if r not in missing], missing, attested, viewed)
 
 
 def report_checklist(report: Report) -> Checklist:

@@ -7,6 +7,7 @@ urlpatterns = [
     path("login/", views.LoginView.as_view(), name="login"),
     path("logout/", views.logout, name="logout"),
     path("lead/", include("reports.lead_urls")),
+    path("reports/", include("reports.report_urls")),
     path("claim/", views.claim_next, name="claim-next"),
     path("review/<int:item_id>/", views.review_page, name="review"),
     path("review/<int:item_id>/decide/", views.review_decide, name="review-decide"),

@@ -198,3 +198,47 @@ def make_item(seed: int, *, priority=0, metadata=None, size=(320, 240)):
 @pytest.fixture
 def queued_items(db):
     return [make_item(seed) for seed in range(3)]
+
+
+# --- Reports -----------------------------------------------------------------------------------
+
+def make_confirmed(seed: int, reviewer, *, metadata=None, reveal=True, classification="A1", annotations=()):
+    """An item confirmed through the real path: claimed, revealed (or not), decided."""
+    from django.test import override_settings
+
+    from reports import decisions, queue, review
+
+    item = make_item(seed, metadata=metadata, priority=1000 + seed)
+    with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0, TSREVIEW_REQUIRE_VIEW_TO_CONFIRM=reveal):
+        claim = queue.item_claim(user=reviewer)
+        assert claim.item_id == item.pk
+        if reveal:
+            review.original_fetch(user=reviewer, item=item, claim=claim, mode="hold")
+        decisions.decision_record(user=reviewer, claim=claim, verdict="confirmed", classification=classification,
+                                  annotations=annotations)
+    item.refresh_from_db()
+    return item
+
+
+@pytest.fixture
+def reporter_settings(settings):
+    settings.TSREVIEW_REPORTER_FIRST_NAME, settings.TSREVIEW_REPORTER_LAST_NAME = "Rae", "Porter"
+    settings.TSREVIEW_REPORTER_EMAIL = "reports@example.org"
+    settings.TSREVIEW_COMPANY_NAME = "Example Photos"
+    settings.TSREVIEW_NCMEC_MOU_SIGNED = False
+    settings.TSREVIEW_CYBERTIP_XSD = os.environ.get("TSREVIEW_CYBERTIP_XSD", "../shared/ncmec/cyber_tipline.xsd")
+    return settings
+
+
+@pytest.fixture
+def cybertip(reporter_settings):
+    """The fake CyberTipline on a free loopback port, and the settings that point at it."""
+    from .fake_cybertip import FakeCyberTipline
+
+    fake = FakeCyberTipline(slow_seconds=1.5)
+    reporter_settings.TSREVIEW_CYBERTIP_BASE_URL = fake.start()
+    reporter_settings.TSREVIEW_CYBERTIP_USERNAME, reporter_settings.TSREVIEW_CYBERTIP_PASSWORD = fake.username, fake.password
+    reporter_settings.TSREVIEW_CYBERTIP_TIMEOUT = 0.5
+    reporter_settings.TSREVIEW_CYBERTIP_MAX_RETRIES = 3
+    yield fake
+    fake.stop()

@@ -169,6 +169,11 @@ def standing_decision(item: Item) -> Decision | None:
     return item.decisions.exclude(verdict=Decision.Verdict.ESCALATED).order_by("-decided_at", "-id").first()
 
 
+def viewed_by_reviewer(decision: Decision | None) -> bool:
+    """fileViewedByEsp: true only when the reviewer whose confirmation stands revealed this file."""
+    return bool(decision and decision.verdict == Decision.Verdict.CONFIRMED and decision.viewed_unblurred)
+
+
 def uploader_identity(provenance: dict) -> dict:
     uploader = provenance.get("uploader") or {}
     return {k: uploader.get(k) for k in ("esp_identifier", "screen_name", "email", "profile_url") if uploader.get(k)}
@@ -276,9 +281,7 @@ def file_details_document(report_file: ReportFile, *, report_id=PLACEHOLDER_REPO
     _add(root, "originalFileName", provenance.get("original_filename"))
     _add(root, "uploadedToEspTimestamp", _time(provenance.get("uploaded_at")))
     _add(root, "locationOfFile", provenance.get("location_url"))
-    # True only when the reviewer whose confirmation stands revealed this very file.
-    _add(root, "fileViewedByEsp", bool(decision and decision.verdict == Decision.Verdict.CONFIRMED
-                                       and decision.viewed_unblurred))
+    _add(root, "fileViewedByEsp", viewed_by_reviewer(decision))
     _add(root, "publiclyAvailable", provenance.get("publicly_available"))
     _add(root, "fileRelevance", "Reported")
     annotations = sorted(set(decision.annotations if decision else []) & FILE_ANNOTATIONS)
@@ -319,12 +322,8 @@ def file_info_text(report_file: ReportFile, decision: Decision | None) -> str:
     submission = report_file.submission
     p = submission.provenance
     lines = [f"Source: {SOURCE_TEXT.get(p.get('source_type'), 'unknown')}."]
-    dataset = p.get("dataset") or {}
-    if dataset:
-        facts = [f"{label} {dataset[key]}" for key, label in (
-            ("name", "name"), ("version", "version"), ("vendor", "vendor"), ("record_id", "record"),
-            ("acquired_at", "acquired"), ("vendor_source", "the vendor got it from")) if dataset.get(key)]
-        lines.append("Dataset: " + ", ".join(facts) + ".")
+    if p.get("dataset"):
+        lines.append(dataset_text(p["dataset"]))
     for key, label in (("collected_at", "Collected from its source"), ("page_url", "Web page"),
                        ("location_url", "File location"), ("platform", "Platform")):
         if p.get(key):
@@ -335,6 +334,13 @@ def file_info_text(report_file: ReportFile, decision: Decision | None) -> str:
     for a in report_file.attestations.all():
         lines.append(f"Not available: {a.field} (attested by {a.attested_by_name}: {a.reason}).")
     return " ".join(lines)
+
+
+def dataset_text(dataset: dict) -> str:
+    facts = [f"{label} {dataset[key]}" for key, label in (
+        ("name", "name"), ("version", "version"), ("vendor", "vendor"), ("record_id", "record"),
+        ("acquired_at", "acquired"), ("vendor_source", "the vendor got it from")) if dataset.get(key)]
+    return "Dataset: " + ", ".join(facts) + "."
 
 
 def fill_ids(details_xml: str, *, report_id: int, file_id: str) -> etree._Element:
