@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 
 from .models import Scanner
@@ -40,3 +41,13 @@ class ScannerTokenAuthentication(authentication.BaseAuthentication):
 class IsScanner(permissions.BasePermission):
     def has_permission(self, request, view):
         return isinstance(request.user, Scanner)
+
+
+class ScannerTokenScheme(OpenApiAuthenticationExtension):
+    """The bearer token in the OpenAPI document."""
+
+    target_class = ScannerTokenAuthentication
+    name = "scannerToken"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "A token from `manage.py create_scanner NAME`."}

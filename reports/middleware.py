@@ -1,7 +1,5 @@
 """Headers every response carries: a strict CSP and no caching of anything sensitive."""
 
-from django.middleware import csrf
-
 CSP = "; ".join([
     "default-src 'self'",
     "script-src 'self'",
@@ -34,14 +32,38 @@ class SecurityHeadersMiddleware:
         return response
 
 
-class CsrfViewMiddleware(csrf.CsrfViewMiddleware):
-    """Django's CSRF protection, for pages that send no referrer.
 
-    With `Referrer-Policy: no-referrer` browsers send `Origin: null` on form posts. Such a post
-    passes the origin check only when the browser also says it came from this same origin
-    (`Sec-Fetch-Site: same-origin`); the CSRF token is checked as always."""
+class NullOriginMiddleware:
+    """Lets Django's CSRF protection work on pages that send no referrer.
 
-    def _origin_verified(self, request):
-        if request.META.get("HTTP_ORIGIN") == "null":
-            return request.META.get("HTTP_SEC_FETCH_SITE") == "same-origin"
-        return super()._origin_verified(request)
+    With `Referrer-Policy: no-referrer` browsers send `Origin: null` on form posts. When the
+    browser also says the post came from this very origin (`Sec-Fetch-Site: same-origin`), the
+    origin is restored before Django's CsrfViewMiddleware checks it; the token is checked as
+    always. Anything else keeps `null` and is refused."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if request.META.get("HTTP_ORIGIN") == "null" and request.META.get("HTTP_SEC_FETCH_SITE") == "same-origin":
+            request.META["HTTP_ORIGIN"] = f"{request.scheme}://{request.get_host()}"
+        return self.get_response(request)
+
+class TwoFactorMiddleware:
+    """Where TSREVIEW_REQUIRE_2FA is on, a person signed in by password alone may only enrol a
+    TOTP device (or sign out); everything else waits for a verified second factor."""
+
+    ALLOWED = ("/account/2fa/", "/logout/", "/static/", "/api/")
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        from django.conf import settings
+        from django.shortcuts import redirect
+
+        user = request.user
+        if (settings.TSREVIEW_REQUIRE_2FA and user.is_authenticated and not user.is_verified()
+                and not request.path.startswith(self.ALLOWED)):
+            return redirect("two-factor")
+        return self.get_response(request)

@@ -1,11 +1,12 @@
 from django.urls import include, path
 
-from . import views
+from . import accounts, views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", views.LoginView.as_view(), name="login"),
-    path("logout/", views.logout, name="logout"),
+    path("login/", accounts.LoginView.as_view(), name="login"),
+    path("logout/", accounts.logout, name="logout"),
+    path("account/2fa/", accounts.two_factor, name="two-factor"),
     path("lead/", include("reports.lead_urls")),
     path("reports/", include("reports.report_urls")),
     path("claim/", views.claim_next, name="claim-next"),

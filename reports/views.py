@@ -3,8 +3,6 @@
 import json
 
 from django.contrib import messages
-from django.contrib.auth import views as auth_views
-from django.db import transaction
 from django.db.models import Count
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -14,7 +12,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import queue, review, wellness
 from .access import is_lead, user_roles
-from .audit import audit_record
 from .decisions import ANNOTATIONS, DecisionInvalid, decision_record
 from .forms import DecisionForm, SettingsForm
 from .models import Claim, Decision, Item, ViewEvent, WellnessPolicy
@@ -193,31 +190,6 @@ def break_taken(request):
     target = request.POST.get("next", "")
     safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
     return redirect(target if safe else reverse("home"))
-
-
-class LoginView(auth_views.LoginView):
-    """Django's login, with every attempt in the audit log."""
-
-    redirect_authenticated_user = True
-
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        with transaction.atomic():
-            audit_record(actor=self.request.user, action="user.login", data={"ip": self.request.META.get("REMOTE_ADDR")})
-        return response
-
-    def form_invalid(self, form):
-        with transaction.atomic():
-            audit_record(actor=None, action="user.login_failed",
-                         data={"username": form.data.get("username", "")[:150], "ip": self.request.META.get("REMOTE_ADDR")})
-        return super().form_invalid(form)
-
-
-@require_POST
-def logout(request):
-    with transaction.atomic():
-        audit_record(actor=request.user, action="user.logout")
-    return auth_views.LogoutView.as_view()(request)
 
 
 def server_error(request):

@@ -2,7 +2,6 @@
 
 import copy
 import io
-import json
 import struct
 import subprocess
 import sys

@@ -75,7 +75,9 @@ def test_home_shows_the_queue_and_todays_exposure(rita, queued_items):
 # --- Claiming ----------------------------------------------------------------------------------
 
 def test_claim_takes_the_highest_priority_then_the_oldest_item(rita, reviewer, db):
-    old, urgent, newer = make_item(1), make_item(2, priority=5), make_item(3)
+    make_item(1)
+    urgent = make_item(2, priority=5)
+    make_item(3)
     assert claim(rita) == urgent
     urgent.refresh_from_db()
     assert (urgent.state, urgent.claimed_by) == (Item.State.CLAIMED, reviewer)

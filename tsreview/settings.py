@@ -64,6 +64,8 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -75,8 +77,11 @@ MIDDLEWARE = [
     "reports.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "reports.middleware.CsrfViewMiddleware",
+    "reports.middleware.NullOriginMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "reports.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
@@ -113,6 +118,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Password + TOTP for every person; the embedded demo relaxes it and says so on the login page.
+TSREVIEW_REQUIRE_2FA = env_bool("TSREVIEW_REQUIRE_2FA", PRODUCTION)
+OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "tsreview")
+# Failed sign-ins (from the audit log) that lock out further tries for a while.
+TSREVIEW_LOGIN_FAILURES_PER_USER = env_int("TSREVIEW_LOGIN_FAILURES_PER_USER", 5)
+TSREVIEW_LOGIN_FAILURES_PER_IP = env_int("TSREVIEW_LOGIN_FAILURES_PER_IP", 20)
+TSREVIEW_LOGIN_LOCKOUT_MINUTES = env_int("TSREVIEW_LOGIN_LOCKOUT_MINUTES", 15)
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -148,6 +160,8 @@ TSREVIEW_MEDIA_ROOT = Path(env("TSREVIEW_MEDIA_ROOT", str(VAR_DIR / "media")))
 # 32 bytes, urlsafe base64. The embedded default makes var/media.key on first use.
 TSREVIEW_MEDIA_KEY = env("TSREVIEW_MEDIA_KEY", "")
 TSREVIEW_MEDIA_KEY_FILE_DEFAULT = None if PRODUCTION else VAR_DIR / "media.key"
+# Earlier keys, comma-separated, still accepted for reading during a rotation (docs/security.md).
+TSREVIEW_MEDIA_OLD_KEYS = env("TSREVIEW_MEDIA_OLD_KEYS", "")
 TSREVIEW_MAX_UPLOAD_BYTES = env_int("TSREVIEW_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
 TSREVIEW_MAX_IMAGE_PIXELS = env_int("TSREVIEW_MAX_IMAGE_PIXELS", 50_000_000)
 TSREVIEW_MAX_FRAMES = env_int("TSREVIEW_MAX_FRAMES", 1000)
