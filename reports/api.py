@@ -19,8 +19,16 @@ from .models import Item, Submission
 from .provenance import MetadataInput, ProvenanceInput, flatten_errors, provenance_missing
 
 METADATA_MAX_BYTES = 256 * 1024
+# {"errors": {"<field>": ["<reason>", ...]}}, as api_errors.exception_handler writes it.
+ERROR_BODY = {
+    "type": "object",
+    "required": ["errors"],
+    "additionalProperties": False,
+    "properties": {"errors": {"type": "object", "minProperties": 1,
+                              "additionalProperties": {"type": "array", "minItems": 1, "items": {"type": "string"}}}},
+}
 ERROR_RESPONSES = {
-    code: OpenApiResponse(description=text, response={"type": "object", "properties": {"errors": {"type": "object"}}})
+    code: OpenApiResponse(description=text, response=ERROR_BODY)
     for code, text in {
         400: "A named field is missing or wrong.",
         401: "No token, or an unknown one.",
@@ -29,6 +37,7 @@ ERROR_RESPONSES = {
         413: "The body, the image's pixels or its frames are over the limit.",
         415: "Not a supported image, or not the type it was sent as.",
         429: "Rate limited.",
+        503: "The database is unavailable; nothing was stored. Retry after the Retry-After seconds.",
     }.items()
 }
 
@@ -165,7 +174,7 @@ class SubmissionCreateApi(APIView):
 
 
 class SubmissionDetailApi(APIView):
-    @extend_schema(operation_id="submission_get", responses={200: SubmissionOutput, 401: ERROR_RESPONSES[401], 404: ERROR_RESPONSES[404]})
+    @extend_schema(operation_id="submission_get", responses={200: SubmissionOutput, **{c: ERROR_RESPONSES[c] for c in (401, 404, 503)}})
     def get(self, request, submission_id):
         return Response(SubmissionOutput(_own_submission(request, submission_id)).data)
 
@@ -176,7 +185,7 @@ class SubmissionProvenanceApi(APIView):
     @extend_schema(
         operation_id="submission_provenance_update",
         request=ProvenanceInput(partial=True),
-        responses={200: SubmissionOutput, **{c: ERROR_RESPONSES[c] for c in (400, 401, 404)}},
+        responses={200: SubmissionOutput, **{c: ERROR_RESPONSES[c] for c in (400, 401, 404, 415, 503)}},
         description="Merge more provenance: given fields replace, nulls never erase, lists gain entries.",
     )
     def patch(self, request, submission_id):
