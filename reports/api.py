@@ -17,6 +17,7 @@ from .api_errors import ApiError
 from .media import MediaRejected, image_inspect
 from .models import Item, Submission
 from .provenance import MetadataInput, ProvenanceInput, flatten_errors, provenance_missing
+from .reporting import submission_report_id
 
 METADATA_MAX_BYTES = 256 * 1024
 # {"errors": {"<field>": ["<reason>", ...]}}, as api_errors.exception_handler writes it.
@@ -48,8 +49,10 @@ def submission_status(submission: Submission) -> str:
         return "received"
     if item.state == Item.State.QUEUED:
         return "queued"
+    if item.state == Item.State.DECIDED and item.verdict == Item.Verdict.CONFIRMED:
+        return "reported" if submission_report_id(submission) else "confirmed"
     if item.state == Item.State.DECIDED:
-        return "confirmed" if item.verdict == Item.Verdict.CONFIRMED else "not_confirmed"
+        return "not_confirmed"
     return "in_review"
 
 
@@ -83,7 +86,8 @@ class SubmissionOutput(serializers.Serializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True, help_text="NCMEC report id once filed."))
     def get_report(self, submission):
-        return None
+        report_id = submission_report_id(submission)
+        return str(report_id) if report_id else None
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
     def get_provenance_missing(self, submission):

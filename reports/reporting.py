@@ -150,6 +150,13 @@ def report_defaults(submissions: list[Submission]) -> dict:
             "additional_info": clip(" ".join(info))}
 
 
+def submission_report_id(submission: Submission) -> int | None:
+    """For the scanner API: the NCMEC id of a finished report with this sighting, else with its item."""
+    finished = ReportFile.objects.filter(report__state=Report.State.FINISHED).order_by("report__finished_at")
+    own = finished.filter(submission=submission).values_list("report__ncmec_report_id", flat=True).first()
+    return own or finished.filter(item_id=submission.item_id).values_list("report__ncmec_report_id", flat=True).first()
+
+
 # --- The checklist -----------------------------------------------------------------------------
 
 @dataclass
