@@ -65,7 +65,7 @@ class FakeCyberTipline:
     def start(self, port: int = 0) -> str:
         self.server = ThreadingHTTPServer(("127.0.0.1", port), _handler(self))
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return f"http://127.0.0.1:{self.server.server_address[1]}{PREFIX}"
 
     def stop(self) -> None:
