@@ -86,8 +86,21 @@ def decode_reduced(image: Image.Image, box: tuple[int, int]) -> Image.Image:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         raise MediaRejected(400, "image data is truncated or corrupt") from None
-    image = ImageOps.exif_transpose(image)
+    image = ImageOps.exif_transpose(_shrink(image, max(box)))
     return _to_rgb(image)
+
+
+def _shrink(image: Image.Image, side: int) -> Image.Image:
+    """Fit the decoded frame within side × side before any conversion. Formats without
+    reduced decoding (PNG, GIF, WebP) arrive at full size, and each conversion of a full-size
+    frame would cost its size again: a 100 KB 16-bit PNG of 49 Mpx once needed 1 GB."""
+    if image.mode in ("P", "1"):  # these resize by nearest neighbour only
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if max(image.size) > side:
+        # 16-bit frames cannot use Pillow's reduce() step; they resize directly.
+        gap = None if image.mode.startswith("I;16") else 2.0
+        image.thumbnail((side, side), Image.Resampling.BILINEAR, reducing_gap=gap)
+    return image
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:

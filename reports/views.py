@@ -159,6 +159,9 @@ def _media_response(data: bytes, content_type: str) -> HttpResponse:
     response = HttpResponse(data, content_type=content_type)
     response["Cache-Control"] = "no-store, private"
     response["Content-Disposition"] = "inline"
+    # Uploaded bytes may also be HTML or a ZIP after the image (a polyglot); opened directly,
+    # they run nothing and reach nothing.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     return response
 
 
