@@ -16,7 +16,7 @@ api_v1 = [
 urlpatterns = [
     path("api/v1/", include(api_v1)),
     # People sign in in one place, with their second factor; the admin's own form is not used.
-    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True)),
+    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True), name="admin-login"),
     path("admin/", admin.site.urls),
     path("", include("reports.urls")),
 ]
