@@ -76,7 +76,12 @@ def _item_get_or_create(facts: ImageFacts, blob: str) -> tuple[Item, bool]:
         "mime_type": facts.mime_type, "size_bytes": facts.size_bytes, "width": facts.width, "height": facts.height,
         "frames": facts.frames, "original_blob": blob,
     }
-    existing = Item.objects.filter(sha256=facts.sha256).first()
+    # A known item is locked here, before audit_record takes the audit head, in the order every
+    # other writer of an item uses (previews, claims, decisions: item, then head). Unlocked, the
+    # submission's foreign-key check, deferred to COMMIT, would wait for the item while this
+    # transaction holds the head: a deadlock with e.g. the item's previews task.
+    locked = Item.objects.select_for_update(no_key=True)
+    existing = locked.filter(sha256=facts.sha256).first()
     if existing:
         return existing, False
     if not blob:
@@ -85,7 +90,7 @@ def _item_get_or_create(facts: ImageFacts, blob: str) -> tuple[Item, bool]:
         with transaction.atomic():
             return Item.objects.create(sha256=facts.sha256, **defaults), True
     except IntegrityError:
-        return Item.objects.get(sha256=facts.sha256), False
+        return locked.get(sha256=facts.sha256), False
 
 
 def _submission_insert(scanner, metadata, item, *, duplicate) -> Submission:
