@@ -50,7 +50,7 @@ class FakeCyberTipline:
         self.calls: list[dict] = []
         self.failures: dict[str, list[str]] = {}
         self.slow_seconds = slow_seconds
-        self._ids = itertools.count(900001)
+        self._ids = itertools.count(int(time.time()))  # unique across restarts of the demo
         self.lock = threading.Lock()
         self.server = None
 

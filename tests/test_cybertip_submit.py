@@ -182,6 +182,16 @@ def test_transient_failures_that_outlast_the_retries_stall_for_a_lead_who_retrie
     assert AuditEvent.objects.filter(action="report.retried", actor_name="lena").exists()
 
 
+def test_an_unexpected_error_stalls_the_report_for_a_lead(approved, cybertip, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(submit, "_upload", broken)
+    assert submit.report_send(report_id=approved.pk) == Report.State.STALLED
+    approved.refresh_from_db()
+    assert "RuntimeError: a bug" in approved.failure and approved.send_lease_until is None
+
+
 def test_refused_credentials_fail_without_opening_a_report(approved, cybertip, settings):
     settings.TSREVIEW_CYBERTIP_PASSWORD = "wrong"
     assert submit.report_send(report_id=approved.pk) == Report.State.FAILED

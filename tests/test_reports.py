@@ -310,6 +310,15 @@ def test_a_user_upload_names_the_uploader_and_the_upload_ip_event(reviewer, lead
     assert report_doc.find("internetDetails") is None
 
 
+def test_the_page_of_a_user_upload_report_shows_its_uploader(lena, reviewer, lead):
+    make_confirmed(1, reviewer, metadata=upload_metadata("u/1"))
+    report = one_draft(lead)
+    page = lena.get(f"/reports/{report.pk}/")
+    assert page.status_code == 200
+    assert "Uploader user-1001 on Example Photos" in page.content.decode()
+    assert "✓ uploader.ip_events.upload" in page.content.decode()
+
+
 def test_file_viewed_by_esp_is_true_when_the_confirming_reviewer_revealed_the_file(reviewer, lead, reporter_settings):
     make_confirmed(1, reviewer, reveal=True)
     _, file_doc = documents(one_draft(lead))

@@ -9,6 +9,7 @@ Transient failures (no answer, 5xx) raise Transient for the task to retry with b
 failure that cannot succeed retracts the unfinished report and records why for the lead.
 """
 
+import logging
 from datetime import timedelta
 
 from django.db import transaction
@@ -22,6 +23,7 @@ from ..storage import media_store
 from .client import Client, CyberTipError, Permanent, Rejected, Transient
 from .xml import DocumentInvalid, SchemaUnavailable, document_check, fill_ids, upload_name
 
+log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=10)
 ALREADY_FINISHED = 5102
 SENDING = (Report.State.APPROVED,)
@@ -46,6 +48,9 @@ def report_send(*, report_id: int) -> str:
             raise
         except (Permanent, DocumentInvalid, SchemaUnavailable, OSError, ValueError) as exc:
             _give_up(report, exc)
+        except Exception as exc:  # noqa: BLE001 - a bug must not loop: stop and show the lead
+            log.exception("sending report %s failed unexpectedly", report_id)
+            report_stall(report_id=report_id, reason=f"unexpected error: {exc.__class__.__name__}: {exc}")
     finally:
         Report.objects.filter(pk=report_id).update(send_lease_until=None)
     return Report.objects.get(pk=report_id).state
