@@ -58,6 +58,10 @@ def configure_environment(workdir: Path) -> dict:
         "TSREVIEW_MEDIA_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         "TSREVIEW_SCANNER_RATE": "1000000/min",
         "LOG_LEVEL": "WARNING",
+        # The reporter a report needs; the schema the suite uses (relative to the project root).
+        "TSREVIEW_REPORTER_FIRST_NAME": "Bench", "TSREVIEW_REPORTER_LAST_NAME": "Reporter",
+        "TSREVIEW_REPORTER_EMAIL": "reports@example.org", "TSREVIEW_COMPANY_NAME": "Example Photos",
+        "TSREVIEW_CYBERTIP_XSD": os.environ.get("TSREVIEW_CYBERTIP_XSD", "../shared/ncmec/cyber_tipline.xsd"),
         "DJANGO_SETTINGS_MODULE": "tsreview.settings",
     }
     os.environ.update(env)
