@@ -21,7 +21,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs
@@ -81,7 +81,7 @@ class FakeCyberTipline:
         return 200, self.xsd_bytes
 
     def submit(self, body, _headers):
-        doc, error = self._valid(body, "report")
+        _, error = self._valid(body, "report")
         if error:
             return 200, error
         report = FakeReport(next(self._ids), body)
@@ -159,7 +159,7 @@ def documented_rules(doc) -> list[str]:
     """What NCMEC's documentation states and the schema does not enforce."""
     problems = []
     when = doc.findtext("incidentSummary/incidentDateTime")
-    if when and datetime.fromisoformat(when.replace("Z", "+00:00")) > datetime.now(timezone.utc):
+    if when and datetime.fromisoformat(when.replace("Z", "+00:00")) > datetime.now(UTC):
         problems.append("incidentDateTime is in the future")
     if doc.tag == "report" and not (doc.findtext("reporter/reportingPerson/email") or "").strip():
         problems.append("reportingPerson email is required")

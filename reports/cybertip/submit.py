@@ -48,7 +48,7 @@ def report_send(*, report_id: int) -> str:
             raise
         except (Permanent, DocumentInvalid, SchemaUnavailable, OSError, ValueError) as exc:
             _give_up(report, exc)
-        except Exception as exc:  # noqa: BLE001 - a bug must not loop: stop and show the lead
+        except Exception as exc:  # a bug must not loop: stop and show the lead
             log.exception("sending report %s failed unexpectedly", report_id)
             report_stall(report_id=report_id, reason=f"unexpected error: {exc.__class__.__name__}: {exc}")
     finally:

@@ -125,7 +125,7 @@ def _file_rules(doc) -> list[str]:
     location = doc.findtext("locationOfFile")
     if location is not None and not _is_url(location):
         errors.append("locationOfFile is not a valid URL.")
-    errors += [f"originalFileHash@hashType is longer than 64 characters." for h in doc.findall("originalFileHash")
+    errors += ["originalFileHash@hashType is longer than 64 characters." for h in doc.findall("originalFileHash")
                if len(h.get("hashType", "")) > 64]
     return errors
 
