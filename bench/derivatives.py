@@ -32,7 +32,18 @@ def _vips(path, out) -> float:
     return time.perf_counter() - t
 
 
-def compare(name: str, data: bytes, suffix: str, repeats: int) -> dict:
+def vips_startup(repeats: int) -> float:
+    """vipsthumbnail on a 64×48 JPEG: what starting the command costs, whatever the image."""
+    from PIL import Image
+
+    folder = stack.OUT / "derivatives"
+    folder.mkdir(exist_ok=True)
+    Image.new("RGB", (64, 48)).save(folder / "tiny.jpg")
+    _vips(folder / "tiny.jpg", folder / "tiny-vips.jpg")
+    return statistics.median(_vips(folder / "tiny.jpg", folder / "tiny-vips.jpg") for _ in range(repeats)) * 1000
+
+
+def compare(name: str, data: bytes, suffix: str, repeats: int, startup_ms: float) -> dict:
     folder = stack.OUT / "derivatives"
     folder.mkdir(exist_ok=True)
     path = folder / f"{name}.{suffix}"
@@ -43,9 +54,12 @@ def compare(name: str, data: bytes, suffix: str, repeats: int) -> dict:
         ours.append(_ours(data))
         vips.append(_vips(path, folder / f"{name}-vips.jpg"))
     ours_ms, vips_ms = statistics.median(ours) * 1000, statistics.median(vips) * 1000
+    work_ms = max(1.0, vips_ms - startup_ms)
     stack.say(f"{name} ({len(data) / 1e6:.1f} MB): previews_make {ours_ms:.0f} ms, vipsthumbnail {vips_ms:.0f} ms "
-              f"(medians of {repeats}); ratio {ours_ms / vips_ms:.2f}")
+              f"(medians of {repeats}); ratio {ours_ms / vips_ms:.2f}; against vipsthumbnail less its start-up "
+              f"({startup_ms:.0f} ms): {ours_ms / work_ms:.2f}")
     return {"bytes": len(data), "ours_ms": ours_ms, "vips_ms": vips_ms, "ratio": ours_ms / vips_ms,
+            "vips_work_ms": work_ms, "ratio_to_work": ours_ms / work_ms,
             "ours_all_ms": [round(x * 1000) for x in ours], "vips_all_ms": [round(x * 1000) for x in vips]}
 
 
@@ -93,15 +107,20 @@ def run() -> dict:
     jpeg = synthetic_image(20_001, size=SIZE)
     png = synthetic_image(20_002, size=SIZE, fmt="PNG")
     stack.say(f"made a {SIZE[0]}×{SIZE[1]} JPEG and PNG in {time.perf_counter() - t:.1f} s")
-    results = {"jpeg": compare("12mp-jpeg", jpeg, "jpg", repeats), "png": compare("12mp-png", png, "png", repeats)}
+    startup = vips_startup(repeats)
+    stack.say(f"vipsthumbnail start-up (a 64×48 JPEG): {startup:.0f} ms")
+    results = {"vips_startup_ms": startup, "jpeg": compare("12mp-jpeg", jpeg, "jpg", repeats, startup),
+               "png": compare("12mp-png", png, "png", repeats, startup)}
     more = [synthetic_image(20_003 + i, size=SIZE) for i in range(stack.scaled(4, 1))]
     results["celery"] = through_celery([("jpeg", jpeg, "image/jpeg"), ("png", png, "image/png")]
                                        + [("jpeg", d, "image/jpeg") for d in more])
     results["rows"] = [
         (f"12 MP JPEG previews {results['jpeg']['ours_ms']:.0f} ms vs vipsthumbnail {results['jpeg']['vips_ms']:.0f} ms: "
-         f"{results['jpeg']['ratio']:.2f}×", "≤ 2×", "yes" if results["jpeg"]["ratio"] <= 2 else "**no**"),
+         f"{results['jpeg']['ratio']:.2f}× (against vips's work less its {startup:.0f} ms start-up: "
+         f"{results['jpeg']['ratio_to_work']:.2f}×)", "≤ 2×", "yes" if results["jpeg"]["ratio"] <= 2 else "**no**"),
         (f"4000×3000 PNG previews {results['png']['ours_ms']:.0f} ms vs vipsthumbnail {results['png']['vips_ms']:.0f} ms: "
-         f"{results['png']['ratio']:.2f}×", "≤ 2×", "yes" if results["png"]["ratio"] <= 2 else "**no**"),
+         f"{results['png']['ratio']:.2f}× (less start-up: {results['png']['ratio_to_work']:.2f}×)", "≤ 2×",
+         "yes" if results["png"]["ratio"] <= 2 else "**no**"),
         (f"peak RSS of a Celery worker making large previews: {results['celery']['celery_worker_peak_rss_mb']:.0f} MB "
          f"(idle {results['celery']['celery_worker_idle_rss_mb']:.0f} MB)", "(recorded)", "—"),
     ]
