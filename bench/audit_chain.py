@@ -7,7 +7,7 @@ same digests computed in a plain loop over the events in memory (no database), i
 
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 from . import stack
@@ -44,7 +44,7 @@ def chain_load(n: int) -> dict:
     from reports.audit import GENESIS, event_digest
     from reports.models import AuditHead
 
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     t = time.perf_counter()
     events = [_event(i, start) for i in range(1, n + 1)]
     made = time.perf_counter() - t

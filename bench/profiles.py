@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from bench import stack  # noqa: E402
+from bench import stack
 
 
 def profiled(label: str, fn, repeat: int, top: int = 14) -> None:
@@ -52,7 +52,6 @@ def push() -> None:
     from django.test import Client
 
     from bench.ingest import _image, metadata, scanner_token
-
     from tsreview.celery import app as celery_app
 
     celery_app.conf.task_always_eager = False  # the request queues the preview task in Redis, as in production
@@ -79,9 +78,8 @@ def _upload(data):
 
 
 def previews() -> None:
-    from reports.media import previews_make
-
     from bench.ingest import _image
+    from reports.media import previews_make
 
     data = _image(50_000)
     profiled("media.previews_make of a 1024×768 JPEG", lambda: previews_make(data), 30)
@@ -91,9 +89,8 @@ def review_page() -> None:
     from django.contrib.auth import get_user_model
     from django.test import Client
 
-    from reports import queue
-
     from bench.review_page import items_make, sessions_make
+    from reports import queue
 
     items_make(50)
     from bench.claiming import reviewers_create
@@ -113,9 +110,8 @@ def review_page() -> None:
 def claim() -> None:
     from django.contrib.auth import get_user_model
 
-    from reports import decisions, queue
-
     from bench.claiming import items_insert, reviewers_create
+    from reports import decisions, queue
 
     items_insert(100_000)
     user = get_user_model().objects.get(pk=reviewers_create(1)[0])
@@ -129,20 +125,18 @@ def claim() -> None:
 
 
 def audit_verify() -> None:
-    from reports.audit import audit_verify as verify
-
     from bench.audit_chain import chain_load
+    from reports.audit import audit_verify as verify
 
     chain_load(100_000)
     profiled("audit.audit_verify of 100,000 events", verify, 1, top=16)
 
 
 def report() -> None:
+    from bench.report_xml import sightings_make
     from reports import reporting
     from reports.cybertip import xml
     from reports.models import Report
-
-    from bench.report_xml import sightings_make
 
     sightings_make(500)
     report = Report.objects.get(pk=reporting.report_draft_build(actor=None)[0].pk)

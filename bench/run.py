@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # project root must come first so that `reports` is the app.
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 
-from bench import stack  # noqa: E402
+from bench import stack
 
 BENCHMARKS = ["ingest", "derivatives", "claiming", "review_page", "audit_chain", "report_xml"]
 
