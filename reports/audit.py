@@ -42,11 +42,15 @@ def audit_record(*, actor, action: str, subject=None, item_id=None, data=None) -
 
     The head row is locked until that transaction commits, so concurrent writers queue up
     here and each link names the one before it; keep the work after this call short.
+
+    Every row lock in tsreview is FOR NO KEY UPDATE (no_key=True): PostgreSQL checks Django's
+    deferred foreign keys at commit, after this lock, with KEY SHARE locks that a plain
+    FOR UPDATE elsewhere would block — a deadlock. FOR NO KEY UPDATE does not block them.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("audit_record must run inside the transaction of the change")
     kind, actor_id, name = _actor(actor)
-    head, _ = AuditHead.objects.select_for_update().get_or_create(pk=1)
+    head, _ = AuditHead.objects.select_for_update(no_key=True).get_or_create(pk=1)
     event = AuditEvent(
         id=head.last_id + 1,
         at=timezone.now(),

@@ -77,7 +77,7 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
     if verdict == Decision.Verdict.CONFIRMED and settings.TSREVIEW_REQUIRE_VIEW_TO_CONFIRM and not viewed:
         raise DecisionInvalid({"verdict": "Reveal the file before confirming it: a confirmation needs a recorded view."})
     with transaction.atomic():
-        claim = Claim.objects.select_for_update().select_related("item").get(pk=claim.pk)
+        claim = Claim.objects.select_for_update(no_key=True).select_related("item").get(pk=claim.pk)
         if claim.end != Claim.End.OPEN or claim.user_id != user.pk:
             raise DecisionInvalid({"claim": "This item is no longer yours to decide; its lease ended."})
         now = timezone.now()

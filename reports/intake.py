@@ -125,7 +125,7 @@ def submission_provenance_update(*, scanner: Scanner, submission: Submission, up
 
     Audited as submission.provenance_updated with the old and new values."""
     with transaction.atomic():
-        submission = Submission.objects.select_for_update().get(pk=submission.pk)
+        submission = Submission.objects.select_for_update(no_key=True).get(pk=submission.pk)
         old = submission.provenance
         new = provenance_merge(old, to_json(update))
         if new != old:
@@ -160,7 +160,7 @@ def item_previews_make(*, item_id: int) -> Item:
     previews = previews_make(store.get(item.original_blob))
     names = {kind: store.put(data, kind="previews") for kind, data in previews.items()}
     with transaction.atomic():
-        item = Item.objects.select_for_update().get(pk=item_id)
+        item = Item.objects.select_for_update(no_key=True).get(pk=item_id)
         if item.state != Item.State.NEW:
             for name in names.values():
                 store.delete(name)

@@ -48,7 +48,7 @@ def decision_overturn(*, lead, item: Item, verdict: str, classification: str = "
     if verdict == Decision.Verdict.CONFIRMED and settings.TSREVIEW_REQUIRE_VIEW_TO_CONFIRM and not viewed:
         raise DecisionInvalid({"verdict": "Reveal the file before confirming it: a confirmation needs a recorded view."})
     with transaction.atomic():
-        item = Item.objects.select_for_update().get(pk=item.pk)
+        item = Item.objects.select_for_update(no_key=True).get(pk=item.pk)
         standing = item.decisions.exclude(verdict=Decision.Verdict.ESCALATED).order_by("-decided_at", "-id").first()
         if item.state != Item.State.DECIDED or standing is None:
             raise DecisionInvalid({"verdict": "Only a decided item can be overturned."})

@@ -15,6 +15,7 @@ from PIL import Image, ImageFilter, ImageOps
 
 FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "GIF": "image/gif", "WEBP": "image/webp"}
 GENERIC_TYPES = {"", "application/octet-stream"}
+EXIF_ORIENTATION = 0x0112
 PDQ_SIDE = 512  # PDQ's reference tools hash at most 512 px; larger decodes are wasted work
 THUMB_SIDE = 256
 INSPECT_HEIGHT = 600
@@ -103,6 +104,13 @@ def _shrink(image: Image.Image, side: int) -> Image.Image:
     return image
 
 
+def _orientation(image: Image.Image) -> int:
+    try:
+        return int(image.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - a broken EXIF block only means "as stored"
+        return 1
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16-bit greyscale: scale to 8 bits rather than clip.
@@ -142,6 +150,8 @@ def image_inspect(data: bytes, *, claimed_type: str) -> ImageFacts:
         image.seek(0)
     width, height = image.size
     rgb = decode_reduced(image, (PDQ_SIDE, PDQ_SIDE))
+    if _orientation(image) in (5, 6, 7, 8):  # stored sideways; recorded (and shown) upright
+        width, height = height, width
     pdq, quality = pdq_hash(rgb)
     return ImageFacts(
         mime_type=mime_type,

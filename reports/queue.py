@@ -67,7 +67,7 @@ def _claim_next(user, stage):
     now = timezone.now()
     try:
         with transaction.atomic():
-            item = _candidates(user, stage).select_for_update(skip_locked=True, of=("self",)).first()
+            item = _candidates(user, stage).select_for_update(no_key=True, skip_locked=True, of=("self",)).first()
             if item is None:
                 return None
             taken = Item.objects.filter(pk=item.pk, state=WAITING_STATE[stage]).update(
@@ -113,7 +113,7 @@ def _close_unreported_views(claim: Claim, now) -> None:
 def claim_skip(*, claim: Claim) -> None:
     """Hand the item back without a verdict; skipping costs nothing."""
     with transaction.atomic():
-        claim = Claim.objects.select_for_update().get(pk=claim.pk)
+        claim = Claim.objects.select_for_update(no_key=True).get(pk=claim.pk)
         if claim.end == Claim.End.OPEN:
             claim_end(claim=claim, end=Claim.End.SKIPPED)
 
@@ -124,7 +124,7 @@ def leases_expire() -> int:
     stale = Item.objects.filter(state=Item.State.CLAIMED, lease_until__lt=timezone.now()).values_list("pk", flat=True)
     for item_id in list(stale[:500]):
         with transaction.atomic():
-            item = Item.objects.select_for_update(skip_locked=True).filter(
+            item = Item.objects.select_for_update(no_key=True, skip_locked=True).filter(
                 Q(pk=item_id), Q(state=Item.State.CLAIMED), Q(lease_until__lt=timezone.now())).first()
             claim = item and Claim.objects.filter(item=item, end=Claim.End.OPEN).first()
             if item is None:

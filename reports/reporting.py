@@ -74,7 +74,7 @@ def report_draft_build(*, actor=None) -> list[Report]:
 
 
 def _draft_build(actor) -> list[Report]:
-    sightings = unreported_sightings().select_related("item").select_for_update(skip_locked=True, of=("self",))
+    sightings = unreported_sightings().select_related("item").select_for_update(no_key=True, skip_locked=True, of=("self",))
     touched: dict[int, Report] = {}
     for submission in sightings.order_by("created_at", "pk"):
         key, label = group_of(submission)
@@ -227,7 +227,7 @@ def report_preview(report: Report) -> tuple[bytes, list[str]]:
 # --- A lead's changes to a draft ---------------------------------------------------------------
 
 def _draft_locked(report: Report) -> Report:
-    report = Report.objects.select_for_update().get(pk=report.pk)
+    report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
     if report.state != Report.State.DRAFT:
         raise ReportInvalid({"state": f"Only a draft can change; this report is {report.get_state_display()}."})
     return report
@@ -256,7 +256,7 @@ def report_file_move(*, actor, report_file: ReportFile, target: Report | None) -
     """Move a sighting to another draft (or a new one). Both reports must be drafts. An emptied
     draft is discarded. Audited: report.file_moved (and report.drafted, report.discarded)."""
     with transaction.atomic():
-        report_file = ReportFile.objects.select_for_update().select_related("submission").get(pk=report_file.pk)
+        report_file = ReportFile.objects.select_for_update(no_key=True).select_related("submission").get(pk=report_file.pk)
         source = _draft_locked(report_file.report)
         if target is None:
             target = Report.objects.create(group_key=f"manual|{report_file.pk}", group_label="Moved by a lead", created_by=actor)
@@ -291,7 +291,7 @@ def report_attest(*, actor, report_file: ReportFile, field: str, reason: str) ->
     if not reason:
         raise ReportInvalid({"reason": "Say why this information is not available."})
     with transaction.atomic():
-        report_file = ReportFile.objects.select_for_update().select_related("submission").get(pk=report_file.pk)
+        report_file = ReportFile.objects.select_for_update(no_key=True).select_related("submission").get(pk=report_file.pk)
         _draft_locked(report_file.report)
         if field not in provenance_missing(report_file.submission.provenance):
             raise ReportInvalid({"field": f"{field} is not a missing required field of this file."})
@@ -339,7 +339,7 @@ def report_send_enqueue(report_id: int) -> None:
 def report_retry(*, actor, report: Report) -> Report:
     """A lead sends a stalled report again. Audited: report.retried."""
     with transaction.atomic():
-        report = Report.objects.select_for_update().get(pk=report.pk)
+        report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
         if report.state != Report.State.STALLED:
             raise ReportInvalid({"state": "Only a stalled report can be retried."})
         report.state, report.failure, report.attempts = Report.State.APPROVED, "", 0
@@ -353,7 +353,7 @@ def report_reopen(*, actor, report: Report) -> Report:
     """A failed (retracted) report goes back to being a draft, to be fixed and approved again;
     its call log stays. Audited: report.reopened with the old NCMEC id."""
     with transaction.atomic():
-        report = Report.objects.select_for_update().get(pk=report.pk)
+        report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
         if report.state != Report.State.FAILED:
             raise ReportInvalid({"state": "Only a failed report can be reopened."})
         old_id = report.ncmec_report_id
@@ -386,7 +386,7 @@ def hold_extend(*, actor, hold: Hold, until: datetime, reason: str) -> Hold:
     hold.extended with the old and new dates and the reason."""
     reason = reason.strip()
     with transaction.atomic():
-        hold = Hold.objects.select_for_update().get(pk=hold.pk)
+        hold = Hold.objects.select_for_update(no_key=True).get(pk=hold.pk)
         errors = {}
         if not reason:
             errors["reason"] = "Say why the hold is extended."
@@ -413,7 +413,7 @@ def material_destroy(*, actor, item: Item, reason: str) -> Item:
     if not reason:
         raise ReportInvalid({"reason": "Give the law-enforcement request (agency, reference) as the reason."})
     with transaction.atomic():
-        item = Item.objects.select_for_update().get(pk=item.pk)
+        item = Item.objects.select_for_update(no_key=True).get(pk=item.pk)
         if item.purged_at:
             raise ReportInvalid({"item": "This item's media is already gone."})
         if ReportFile.objects.filter(item=item, report__state__in=SENDING).exists():
@@ -455,7 +455,7 @@ def retention_purge(*, now: datetime | None = None, limit: int = 500) -> int:
     purged = 0
     for item_id in list(purge_candidates(now).values_list("pk", flat=True)[:limit]):
         with transaction.atomic():
-            item = Item.objects.select_for_update(skip_locked=True).filter(pk=item_id).first()
+            item = Item.objects.select_for_update(no_key=True, skip_locked=True).filter(pk=item_id).first()
             if item is None or not purge_candidates(now).filter(pk=item_id).exists():
                 continue
             _media_delete(item, now)

@@ -66,7 +66,7 @@ def view_seconds_record(*, view: ViewEvent, seconds: float) -> float:
     to today's exposure. Audited: media.view_ended."""
     policy = WellnessPolicy.current()
     with transaction.atomic():
-        view = ViewEvent.objects.select_for_update().get(pk=view.pk)
+        view = ViewEvent.objects.select_for_update(no_key=True).get(pk=view.pk)
         if view.reported:
             return view.seconds
         elapsed = (timezone.now() - view.started_at).total_seconds() + CLOCK_SLACK

@@ -46,7 +46,7 @@ def settings_update(*, user, changes: dict) -> ReviewerSettings:
     """Save a reviewer's own settings (the form has checked them against the policy).
     Audited as settings.changed with old and new values."""
     with transaction.atomic():
-        own = ReviewerSettings.objects.select_for_update().get(pk=settings_for(user).pk)
+        own = ReviewerSettings.objects.select_for_update(no_key=True).get(pk=settings_for(user).pk)
         old = {name: getattr(own, name) for name in changes}
         if old == changes:
             return own
@@ -71,7 +71,7 @@ def activity_record(user) -> ExposureDay:
     """A heartbeat from an open review page: count the time since the last one as active."""
     now = timezone.now()
     with transaction.atomic():
-        day = ExposureDay.objects.select_for_update().get(pk=exposure_today(user).pk)
+        day = ExposureDay.objects.select_for_update(no_key=True).get(pk=exposure_today(user).pk)
         if day.last_active_at and now - day.last_active_at <= ACTIVE_GAP:
             gained = int((now - day.last_active_at).total_seconds())
             day.active_seconds += gained
@@ -84,7 +84,7 @@ def activity_record(user) -> ExposureDay:
 def break_taken(user) -> None:
     """The reviewer took the break they were offered. Audited."""
     with transaction.atomic():
-        day = ExposureDay.objects.select_for_update().get(pk=exposure_today(user).pk)
+        day = ExposureDay.objects.select_for_update(no_key=True).get(pk=exposure_today(user).pk)
         audit_record(actor=user, action="wellness.break_taken", subject=day,
                      data={"active_since_break_seconds": day.active_since_break_seconds})
         day.active_since_break_seconds = 0

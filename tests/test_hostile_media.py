@@ -57,6 +57,7 @@ def test_hostile_but_valid_file_is_accepted_and_previewed_upright(api, media_roo
     item = Item.objects.get()
     assert item.state == Item.State.QUEUED
     assert item.mime_type == content_type
+    assert item.height > item.width, "the recorded size is the upright one, as the previews are"
     assert media_store().get(item.original_blob) == data
     assert set(item.previews) == PREVIEWS
     for kind, name_ in item.previews.items():

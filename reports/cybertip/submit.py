@@ -126,7 +126,7 @@ def report_finished(*, report: Report) -> None:
     from ..reporting import holds_place
 
     with transaction.atomic():
-        report = Report.objects.select_for_update().get(pk=report.pk)
+        report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
         if report.state == Report.State.FINISHED:
             return
         report.state, report.finished_at, report.failure = Report.State.FINISHED, timezone.now(), ""
@@ -164,7 +164,7 @@ def report_stall(*, report_id: int, reason: str) -> None:
     """Retries ran out on a transient failure: the report waits for a lead's retry.
     Audited: report.stalled."""
     with transaction.atomic():
-        report = Report.objects.select_for_update().get(pk=report_id)
+        report = Report.objects.select_for_update(no_key=True).get(pk=report_id)
         if report.state != Report.State.APPROVED:
             return
         report.state, report.failure = Report.State.STALLED, f"Gave up retrying: {reason}"
