@@ -16,11 +16,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 run: $(VENV)/.installed
-	mkdir -p var
-	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py migrate --noinput
-	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py seed_demo
-	@echo "Serving on http://127.0.0.1:8000/ (embedded: SQLite, tasks in-process). Ctrl-C stops."
-	env -u DATABASE_URL -u CELERY_BROKER_URL $(PY) manage.py runserver 127.0.0.1:8000 --insecure --noreload
+	scripts/run_demo.sh
 
 test: $(VENV)/.installed
 	scripts/services.sh

@@ -18,8 +18,9 @@ GENERIC_TYPES = {"", "application/octet-stream"}
 EXIF_ORIENTATION = 0x0112
 PDQ_SIDE = 512  # PDQ's reference tools hash at most 512 px; larger decodes are wasted work
 THUMB_SIDE = 256
-INSPECT_HEIGHT = 600
-INSPECT_MAX_WIDTH = 1000
+# The inspect view, at most 600 px tall by design; 400 px of a 20-to-48-cell blur is already
+# more than the detail it holds, and the page scales it to the reviewer's size setting.
+INSPECT_SIDE = 400
 # The preview is rebuilt from a tiny copy: at this many pixels on the long side no detail survives.
 BLUR_CELLS = {1: 48, 2: 32, 3: 20}
 
@@ -77,17 +78,19 @@ def _frame_count(image: Image.Image) -> int:
     return frames
 
 
-def decode_reduced(image: Image.Image, box: tuple[int, int]) -> Image.Image:
+def decode_reduced(image: Image.Image, box: tuple[int, int], *, grey: bool = False) -> Image.Image:
     """Decode the first frame, at reduced size where the format allows (JPEG DCT scaling),
-    upright (EXIF orientation applied), as RGB. Every byte of the frame is still decoded, so
-    truncation and corruption are found here."""
+    upright (EXIF orientation applied), as RGB (or greyscale). Every byte of the frame is
+    still decoded, so truncation and corruption are found here."""
     if image.format == "JPEG":
-        image.draft("RGB", box)
+        image.draft("L" if grey and image.mode in ("L", "RGB") else "RGB", box)
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         raise MediaRejected(400, "image data is truncated or corrupt") from None
     image = ImageOps.exif_transpose(_shrink(image, max(box)))
+    if grey:
+        return image if image.mode == "L" else _to_rgb(image).convert("L")
     return _to_rgb(image)
 
 
@@ -167,31 +170,30 @@ def image_inspect(data: bytes, *, claimed_type: str) -> ImageFacts:
     )
 
 
-def preview(image_rgb: Image.Image, *, box: tuple[int, int], blur: int, greyscale: bool = True) -> bytes:
-    """A blurred (and by default greyscale) JPEG no larger than box.
+def preview(grey: Image.Image, *, side: int, blur: int) -> bytes:
+    """A blurred greyscale JPEG at most side pixels on its long edge.
 
-    The picture is shrunk to a few dozen pixels and scaled back up with a blur, so nothing
-    identifiable survives whatever the source size."""
-    image = image_rgb.convert("L") if greyscale else image_rgb
-    image = image.copy()
-    image.thumbnail(box, Image.Resampling.BILINEAR, reducing_gap=2.0)
-    size = image.size
+    The picture is shrunk to a few dozen cells and scaled back up with a blur, so nothing
+    identifiable survives whatever the source size. More pixels than this would carry no
+    more detail: the page scales it to the reviewer's chosen size."""
+    image = grey.copy()
+    image.thumbnail((side, side), Image.Resampling.BOX)
     cells = BLUR_CELLS[blur]
-    scale = cells / max(size)
-    tiny = image.resize((max(1, round(size[0] * scale)), max(1, round(size[1] * scale))), Image.Resampling.BOX)
-    smooth = tiny.resize(size, Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(max(size) / cells / 2))
+    scale = cells / max(image.size)
+    tiny = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BOX)
+    smooth = tiny.resize(image.size, Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(max(image.size) / cells / 2))
     out = io.BytesIO()
-    smooth.save(out, "JPEG", quality=80)
+    smooth.save(out, "JPEG", quality=75)
     return out.getvalue()
 
 
 def previews_make(data: bytes) -> dict[str, bytes]:
-    """The thumbnail (≤ 256 px, strongest blur) and the inspect view (≤ 600 px tall) at each
-    blur level a reviewer may choose, from one reduced-size decode of the original."""
+    """The thumbnail (strongest blur) and the inspect view at each blur level a reviewer may
+    choose, from one decode of the original at reduced size, turned grey once."""
     image = _open(data)
-    inspect_box = (INSPECT_MAX_WIDTH, INSPECT_HEIGHT)
-    rgb = decode_reduced(image, inspect_box)
-    previews = {"thumb": preview(rgb, box=(THUMB_SIDE, THUMB_SIDE), blur=max(BLUR_CELLS))}
+    grey = decode_reduced(image, (INSPECT_SIDE, INSPECT_SIDE), grey=True)
+    grey.thumbnail((INSPECT_SIDE, INSPECT_SIDE), Image.Resampling.BOX)
+    previews = {"thumb": preview(grey, side=THUMB_SIDE, blur=max(BLUR_CELLS))}
     for level in BLUR_CELLS:
-        previews[f"inspect-{level}"] = preview(rgb, box=inspect_box, blur=level)
+        previews[f"inspect-{level}"] = preview(grey, side=INSPECT_SIDE, blur=level)
     return previews

@@ -34,7 +34,7 @@ def item_for_user(user, pk, *, claim_required=False) -> tuple[Item, Claim | None
 def preview_fetch(*, user, item: Item, kind: str) -> bytes:
     """A blurred preview; the caller has passed item_for_user. Audited: media.preview."""
     name = item.previews.get(kind)
-    if not name:
+    if not name or item.purged_at:  # not made yet, or destroyed by retention or on request
         raise Http404
     with transaction.atomic():
         audit_record(actor=user, action="media.preview", subject=item, item_id=item.pk, data={"kind": kind})
@@ -46,6 +46,8 @@ def original_fetch(*, user, item: Item, claim: Claim | None, mode: str) -> tuple
 
     Records a ViewEvent (its length comes later from the page) and counts a reveal.
     Audited: media.original."""
+    if item.purged_at:
+        raise Http404
     with transaction.atomic():
         view = ViewEvent.objects.create(item=item, user=user, claim=claim, mode=mode, started_at=timezone.now())
         audit_record(actor=user, action="media.original", subject=view, item_id=item.pk,

@@ -29,6 +29,12 @@ def pytest_configure(config):
             f"Refusing to run on {engine}.")
     if not settings.CELERY_BROKER_URL.startswith("redis://"):
         raise pytest.UsageError("The suite needs Redis: set CELERY_BROKER_URL=redis://... (make test does).")
+    xsd = Path(settings.TSREVIEW_CYBERTIP_XSD)
+    xsd = xsd if xsd.is_absolute() else settings.BASE_DIR / xsd
+    if not xsd.is_file():
+        raise pytest.UsageError(
+            f"The suite validates reports against NCMEC's schema, expected at {xsd} "
+            "(make test looks in ../shared/ncmec/; set TSREVIEW_CYBERTIP_XSD to its path).")
 
 
 @pytest.fixture(autouse=True)

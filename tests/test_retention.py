@@ -178,3 +178,14 @@ def test_a_reviewer_can_neither_extend_holds_nor_destroy_material(client, review
     response = client.post(url.format(hold=hold.pk, item=hold.item_id), {"until": "2030-01-01", "reason": "x"})
     assert response.status_code == 404
     assert Hold.objects.get().until == hold.until and media_exists(report.files.get().item, media_root)
+
+
+def test_destroyed_media_answers_404_and_the_records_stay(client, lead, reviewer):
+    item = make_confirmed(60, reviewer)
+    reporting.material_destroy(actor=lead, item=item, reason="Police request 2026/118")
+    client.force_login(lead)
+    assert client.get(f"/media/{item.pk}/preview/thumb/").status_code == 404
+    assert client.post(f"/media/{item.pk}/original/", {"mode": "hold"}).status_code == 404
+    assert "Media destroyed on" in client.get(f"/lead/items/{item.pk}/").content.decode()
+    assert "media was destroyed" in client.get(f"/review/{item.pk}/").content.decode()
+    assert Item.objects.get(pk=item.pk).decisions.count() == 1

@@ -201,9 +201,17 @@ TSREVIEW_PROVENANCE_REQUIRED = {
 # NCMEC's base URL: test https://exttest.cybertip.org/ispws, production
 # https://report.cybertip.org/ispws. Empty means not configured: reports can be drafted and
 # previewed but not approved (the report page says so).
-TSREVIEW_CYBERTIP_BASE_URL = env("TSREVIEW_CYBERTIP_BASE_URL", "")
-TSREVIEW_CYBERTIP_USERNAME = env("TSREVIEW_CYBERTIP_USERNAME", "")
-TSREVIEW_CYBERTIP_PASSWORD = env("TSREVIEW_CYBERTIP_PASSWORD", "")
+# TSREVIEW_CYBERTIP_TARGET picks NCMEC's test or production service, each with its own
+# credentials (TSREVIEW_CYBERTIP_TEST_USERNAME/_PASSWORD, ..._PRODUCTION_...). An explicit
+# TSREVIEW_CYBERTIP_BASE_URL/_USERNAME/_PASSWORD overrides them (the demo's fake server).
+CYBERTIP_BASE_URLS = {"test": "https://exttest.cybertip.org/ispws", "production": "https://report.cybertip.org/ispws"}
+TSREVIEW_CYBERTIP_TARGET = env("TSREVIEW_CYBERTIP_TARGET", "")
+if TSREVIEW_CYBERTIP_TARGET not in ("", *CYBERTIP_BASE_URLS):
+    raise RuntimeError("TSREVIEW_CYBERTIP_TARGET must be test, production or empty")
+_cybertip = TSREVIEW_CYBERTIP_TARGET.upper()
+TSREVIEW_CYBERTIP_BASE_URL = env("TSREVIEW_CYBERTIP_BASE_URL", CYBERTIP_BASE_URLS.get(TSREVIEW_CYBERTIP_TARGET, ""))
+TSREVIEW_CYBERTIP_USERNAME = env("TSREVIEW_CYBERTIP_USERNAME", env(f"TSREVIEW_CYBERTIP_{_cybertip}_USERNAME") if _cybertip else "")
+TSREVIEW_CYBERTIP_PASSWORD = env("TSREVIEW_CYBERTIP_PASSWORD", env(f"TSREVIEW_CYBERTIP_{_cybertip}_PASSWORD") if _cybertip else "")
 TSREVIEW_CYBERTIP_TIMEOUT = float(env("TSREVIEW_CYBERTIP_TIMEOUT", "30"))
 TSREVIEW_CYBERTIP_MAX_RETRIES = env_int("TSREVIEW_CYBERTIP_MAX_RETRIES", 8)
 # The schema every document is validated against; `manage.py cybertip_fetch_xsd` downloads it.

@@ -11,7 +11,7 @@ from reports.api_auth import token_hash, token_new
 from reports.demo import synthetic_image
 from reports.intake import submission_create
 from reports.media import image_inspect
-from reports.models import Role, Scanner
+from reports.models import Decision, Role, Scanner
 from reports.provenance import MetadataInput
 
 DEMO_USERS = [("reviewer", Role.REVIEWER), ("reviewer2", Role.REVIEWER), ("lead", Role.LEAD), ("admin", Role.ADMIN)]
@@ -66,6 +66,30 @@ class Command(BaseCommand):
             validator.is_valid(raise_exception=True)
             created += submission_create(scanner=scanner, metadata=validator.validated_data, data=data, facts=facts).created
         self.stdout.write(f"Demo items: {created} new, {items - created} already there.")
+        confirmed = self._confirm_some(count=2)
+        if confirmed:
+            self.stdout.write(f"reviewer2 confirmed {confirmed} item(s), ready for a lead to report.")
+
+    def _confirm_some(self, *, count):
+        """A couple of confirmations through the real path (claim, reveal, decide), so that the
+        report pages have something to show on a first look."""
+        from django.test import override_settings
+
+        from reports import decisions, queue, review
+
+        if Decision.objects.exists():
+            return 0
+        reviewer = get_user_model().objects.get(username="reviewer2")
+        done = 0
+        with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0):
+            for _ in range(count):
+                claim = queue.item_claim(user=reviewer)
+                if claim is None:
+                    break
+                review.original_fetch(user=reviewer, item=claim.item, claim=claim, mode="hold")
+                decisions.decision_record(user=reviewer, claim=claim, verdict="confirmed", classification="A1")
+                done += 1
+        return done
 
     def _user(self, username, role):
         User = get_user_model()
