@@ -72,7 +72,7 @@ def run() -> dict:
     t = time.perf_counter()
     with CaptureQueriesContext(connection) as queries:
         body, errors = reporting.report_preview(report)
-        files = list(report.files.select_related("submission", "item"))
+        files = list(xml.report_files(report))
         details = [xml.document_check(xml.file_details_document(f)) for f in files]
     build_validate = time.perf_counter() - t
     if errors:

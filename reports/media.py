@@ -5,6 +5,7 @@ Nothing here touches the database or the store; intake.py and tasks.py call it.
 
 import hashlib
 import io
+import math
 import warnings
 from dataclasses import dataclass
 
@@ -78,17 +79,21 @@ def _frame_count(image: Image.Image) -> int:
     return frames
 
 
-def decode_reduced(image: Image.Image, box: tuple[int, int], *, grey: bool = False) -> Image.Image:
-    """Decode the first frame, at reduced size where the format allows (JPEG DCT scaling),
-    upright (EXIF orientation applied), as RGB (or greyscale). Every byte of the frame is
-    still decoded, so truncation and corruption are found here."""
+def decode_reduced(image: Image.Image, side: int, *, grey: bool = False) -> Image.Image:
+    """Decode the first frame fitted within side × side, at reduced size where the format
+    allows (JPEG DCT scaling), upright (EXIF orientation applied), as RGB (or greyscale).
+    Every byte of the frame is still decoded, so truncation and corruption are found here."""
     if image.format == "JPEG":
+        # draft() keeps both sides at least as large as asked: ask in the image's own shape,
+        # or a landscape picture asked for side × side is decoded at full size.
+        scale = side / max(image.size)
+        box = (max(1, math.ceil(image.width * scale)), max(1, math.ceil(image.height * scale)))
         image.draft("L" if grey and image.mode in ("L", "RGB") else "RGB", box)
     try:
         image.load()
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError):
         raise MediaRejected(400, "image data is truncated or corrupt") from None
-    image = ImageOps.exif_transpose(_shrink(image, max(box)))
+    image = ImageOps.exif_transpose(_shrink(image, side))
     if grey:
         return image if image.mode == "L" else _to_rgb(image).convert("L")
     return _to_rgb(image)
@@ -152,7 +157,7 @@ def image_inspect(data: bytes, *, claimed_type: str) -> ImageFacts:
     if frames > 1:
         image.seek(0)
     width, height = image.size
-    rgb = decode_reduced(image, (PDQ_SIDE, PDQ_SIDE))
+    rgb = decode_reduced(image, PDQ_SIDE)
     if _orientation(image) in (5, 6, 7, 8):  # stored sideways; recorded (and shown) upright
         width, height = height, width
     pdq, quality = pdq_hash(rgb)
@@ -191,7 +196,7 @@ def previews_make(data: bytes) -> dict[str, bytes]:
     """The thumbnail (strongest blur) and the inspect view at each blur level a reviewer may
     choose, from one decode of the original at reduced size, turned grey once."""
     image = _open(data)
-    grey = decode_reduced(image, (INSPECT_SIDE, INSPECT_SIDE), grey=True)
+    grey = decode_reduced(image, INSPECT_SIDE, grey=True)
     grey.thumbnail((INSPECT_SIDE, INSPECT_SIDE), Image.Resampling.BOX)
     previews = {"thumb": preview(grey, side=THUMB_SIDE, blur=max(BLUR_CELLS))}
     for level in BLUR_CELLS:

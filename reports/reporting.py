@@ -17,8 +17,8 @@ from django.utils.dateparse import parse_datetime
 
 from .audit import audit_record
 from .cybertip.xml import (SOURCE_TEXT, DocumentInvalid, SchemaUnavailable, clip, dataset_text, document_check,
-                           file_details_document, report_document, standing_decision, to_bytes, uploader_identity,
-                           validate, viewed_by_reviewer)
+                           file_details_document, report_document, report_files, standing_decision, to_bytes,
+                           uploader_identity, validate, viewed_by_reviewer)
 from .models import Attestation, Hold, Item, Report, ReportFile, Submission
 from .provenance import provenance_missing
 from .storage import media_store
@@ -203,7 +203,7 @@ def file_check(report_file: ReportFile) -> FileCheck:
 
 
 def report_checklist(report: Report) -> Checklist:
-    files = [file_check(f) for f in report.files.select_related("submission", "item").prefetch_related("attestations")]
+    files = [file_check(f) for f in report_files(report)]
     items = [
         ("At least one file", bool(files), "Move a file into this draft."),
         ("Reporting person's email", bool(settings.TSREVIEW_REPORTER_EMAIL.strip()), "Set TSREVIEW_REPORTER_EMAIL."),
@@ -318,7 +318,7 @@ def report_approve(*, actor, report: Report) -> Report:
             report.report_xml = document_check(report_document(report)).decode()
             for check in checklist.files:
                 check.report_file.details_xml = document_check(file_details_document(check.report_file)).decode()
-                check.report_file.save(update_fields=["details_xml"])
+            ReportFile.objects.bulk_update([c.report_file for c in checklist.files], ["details_xml"], batch_size=500)
         except (DocumentInvalid, SchemaUnavailable) as exc:
             raise ReportInvalid({"xml": "; ".join(getattr(exc, "errors", [str(exc)]))}) from None
         report.state, report.approved_by, report.approved_at = Report.State.APPROVED, actor, timezone.now()

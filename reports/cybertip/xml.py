@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from django.conf import settings
+from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from lxml import etree
@@ -164,9 +165,23 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _standing_queryset():
+    return Decision.objects.exclude(verdict=Decision.Verdict.ESCALATED).order_by("-decided_at", "-id")
+
+
 def standing_decision(item: Item) -> Decision | None:
     """The item's standing verdict: its latest decision that is not an escalation."""
-    return item.decisions.exclude(verdict=Decision.Verdict.ESCALATED).order_by("-decided_at", "-id").first()
+    if hasattr(item, "standing_decisions"):  # prefetched by report_files()
+        return item.standing_decisions[0] if item.standing_decisions else None
+    return _standing_queryset().filter(item=item).first()
+
+
+def report_files(report: Report):
+    """A report's files with everything the documents and the checklist read, in a constant
+    number of queries (a 500-file report made 1,500 queries before)."""
+    return report.files.select_related("submission", "item").prefetch_related(
+        "submission__matches", "attestations",
+        Prefetch("item__decisions", queryset=_standing_queryset(), to_attr="standing_decisions"))
 
 
 def viewed_by_reviewer(decision: Decision | None) -> bool:
@@ -181,7 +196,7 @@ def uploader_identity(provenance: dict) -> dict:
 
 def report_document(report: Report) -> etree._Element:
     """The `report` document (the body of /submit), children in the schema's order."""
-    files = list(report.files.select_related("submission", "item"))
+    files = list(report_files(report))
     root = etree.Element("report")
     summary = etree.SubElement(root, "incidentSummary")
     _add(summary, "incidentType", report.incident_type)
