@@ -178,3 +178,26 @@ def test_a_reviewer_cannot_fetch_an_original_they_do_not_hold(login, reviewer, s
     assert status == 404
     assert not ViewEvent.objects.exists()
     assert AuditEvent.objects.filter(action="media.denied", actor_name="sam").exists()
+
+
+def test_an_idle_reviewer_stops_renewing_the_lease_and_an_active_one_resumes(login, reviewer, items):
+    page = login(reviewer)
+    page.clock.install()
+    beats = []
+    page.on("request", lambda request: beats.append(request.url) if "/heartbeat/" in request.url else None)
+    start_review(page)
+    page.clock.run_for(100_000)  # within two minutes of the last input: a heartbeat every 20 s
+    page.wait_for_timeout(300)
+    active = len(beats)
+    assert active >= 5
+    page.clock.run_for(200_000)  # no key, click or move: the page falls silent after two minutes
+    page.wait_for_timeout(300)
+    silent = len(beats)
+    assert silent <= active + 1
+    page.clock.run_for(100_000)
+    page.wait_for_timeout(300)
+    assert len(beats) == silent
+    page.mouse.move(40, 40)
+    page.clock.run_for(21_000)
+    page.wait_for_timeout(300)
+    assert len(beats) == silent + 1

@@ -146,8 +146,16 @@
     dismissedBreak = true; breakBox.hidden = true;
   });
 
+  // Only a reviewer who is here keeps the lease, the session and the active-time meter going:
+  // after two minutes without a key, a click or a move, the page falls silent, the lease runs
+  // out and the item goes back to the queue.
+  var lastInput = Date.now();
+  ["keydown", "pointerdown", "pointermove", "wheel"].forEach(function (name) {
+    document.addEventListener(name, function () { lastInput = Date.now(); }, {passive: true});
+  });
+
   function heartbeat() {
-    if (document.hidden) return;
+    if (document.hidden || Date.now() - lastInput > 120000) return;
     post(root.dataset.heartbeatUrl, "").then(function (r) { return r.json(); }).then(function (state) {
       var meter = document.getElementById("meter-value");
       if (meter) meter.textContent = state.cap_percent + "%";
