@@ -6,8 +6,9 @@ import qrcode
 import qrcode.image.svg
 from django import forms
 from django.conf import settings
+from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.forms import AuthenticationForm, UsernameField
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.utils import timezone
@@ -21,7 +22,20 @@ from .models import AuditEvent
 
 
 def _client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "")
+    """The client's address: behind the trusted proxies (TSREVIEW_TRUSTED_PROXIES), the last
+    address in X-Forwarded-For that is not one of them."""
+    address = request.META.get("REMOTE_ADDR", "")
+    trusted = set(settings.TSREVIEW_TRUSTED_PROXIES)
+    if address in trusted:
+        for hop in reversed([h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]):
+            if hop not in trusted:
+                return hop[:64]
+    return address
+
+
+def _username(raw: str) -> str:
+    """The name as sign-in reads it (stripped, NFKC): "ｒｉｔａ " counts as "rita"."""
+    return (UsernameField().to_python(raw) or "")[:150]
 
 
 def login_locked(*, username: str, ip: str) -> bool:
@@ -57,7 +71,7 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request, *args, **kwargs):
-        username = request.POST.get("username", "")[:150]
+        username = _username(request.POST.get("username", ""))
         if login_locked(username=username, ip=_client_ip(request)):
             with transaction.atomic():
                 audit_record(actor=None, action="user.login_throttled", data={"username": username, "ip": _client_ip(request)})
@@ -81,7 +95,7 @@ class LoginView(auth_views.LoginView):
     def form_invalid(self, form):
         with transaction.atomic():
             audit_record(actor=None, action="user.login_failed",
-                         data={"username": form.data.get("username", "")[:150], "ip": _client_ip(self.request),
+                         data={"username": _username(form.data.get("username", "")), "ip": _client_ip(self.request),
                                "reason": "code" if form.get_user() else "password"})
         return super().form_invalid(form)
 
@@ -119,7 +133,8 @@ def _qr_svg(url: str) -> str:
 def two_factor(request):
     """Enrolment: scan the QR code (or type the key), then prove it with one code."""
     if TOTPDevice.objects.filter(user=request.user, confirmed=True).exists():
-        if not request.user.is_verified():
+        if not request.user.is_verified():  # enrolled elsewhere since this session signed in
+            auth_logout(request)
             return redirect("login")
         return render(request, "registration/two_factor.html", {"enrolled": True})
     device = device_for_enrolment(request.user)

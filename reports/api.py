@@ -178,12 +178,14 @@ class SubmissionCreateApi(APIView):
 
 
 class SubmissionDetailApi(APIView):
+    throttle_scope = "scanner"
     @extend_schema(operation_id="submission_get", responses={200: SubmissionOutput, **{c: ERROR_RESPONSES[c] for c in (401, 404, 503)}})
     def get(self, request, submission_id):
         return Response(SubmissionOutput(_own_submission(request, submission_id)).data)
 
 
 class SubmissionProvenanceApi(APIView):
+    throttle_scope = "scanner"
     parser_classes = [JSONParser]
 
     @extend_schema(

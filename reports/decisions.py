@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from .audit import audit_record
 from .models import Claim, Decision, Item, ViewEvent
-from .queue import claim_end
+from .queue import claim_end, lock_unreported_views
 from .wellness import exposure_add
 
 # The CyberTipline schema's fileAnnotations a reviewer may set on a confirmed file.
@@ -80,6 +80,7 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
         claim = Claim.objects.select_for_update(no_key=True).select_related("item").get(pk=claim.pk)
         if claim.end != Claim.End.OPEN or claim.user_id != user.pk:
             raise DecisionInvalid({"claim": "This item is no longer yours to decide; its lease ended."})
+        lock_unreported_views(claim)  # before the audit head: the order every writer keeps
         now = timezone.now()
         decision = Decision.objects.create(
             item=claim.item, reviewer=user, reviewer_name=user.get_username(), claim=claim, stage=claim.stage,

@@ -43,17 +43,22 @@ def submission_create(*, scanner: Scanner, metadata: dict, data: bytes, facts: I
     existing = _replay(scanner, metadata["external_id"], facts.sha256)
     if existing:
         return IntakeResult(existing, created=False)
-    blob = "" if Item.objects.filter(sha256=facts.sha256).exists() else media_store().put(data, kind="originals")
+    known = Item.objects.filter(sha256=facts.sha256, purged_at__isnull=True).exists()
+    blob = "" if known else media_store().put(data, kind="originals")
+    restored = False
     try:
         with transaction.atomic():
             item, item_created = _item_get_or_create(facts, blob)
+            restored = not item_created and item.purged_at is not None and bool(blob)
+            if restored:
+                _item_restore(scanner, item, blob)
             submission = _submission_insert(scanner, metadata, item, duplicate=not item_created)
             if item_created:
                 audit_record(actor=scanner, action="item.created", subject=item, item_id=item.pk,
                              data={"mime_type": item.mime_type, "size_bytes": item.size_bytes})
             audit_record(actor=scanner, action="submission.created", subject=submission, item_id=item.pk,
                          data={"external_id": submission.external_id, "duplicate": submission.duplicate})
-            if item_created:
+            if item_created or restored:
                 transaction.on_commit(lambda: previews_enqueue(item.pk))
     except IntegrityError:
         # A concurrent replay of the same external_id won the race: answer as a replay.
@@ -65,9 +70,18 @@ def submission_create(*, scanner: Scanner, metadata: dict, data: bytes, facts: I
     except BaseException:
         media_store().delete(blob)
         raise
-    if not item_created:
+    if not item_created and not restored:
         media_store().delete(blob)  # another push stored the same bytes first
     return IntakeResult(submission, created=True)
+
+
+def _item_restore(scanner: Scanner, item: Item, blob: str) -> None:
+    """The bytes of an item whose media was purged arrive again (a new sighting): keep them,
+    so the new sighting can be reviewed history and all, and reported. Audited: item.restored."""
+    item.original_blob, item.purged_at, item.previews = blob, None, {}
+    item.save(update_fields=["original_blob", "purged_at", "previews"])
+    audit_record(actor=scanner, action="item.restored", subject=item, item_id=item.pk,
+                 data={"why": "the same bytes were pushed again after their media was purged"})
 
 
 def _item_get_or_create(facts: ImageFacts, blob: str) -> tuple[Item, bool]:
@@ -151,24 +165,29 @@ def previews_enqueue(item_id: int) -> None:
 def item_previews_make(*, item_id: int) -> Item:
     """Make the blurred previews of an item and put it in the review queue.
 
-    Safe to run twice: a second run finds the previews and changes nothing. Audited:
-    item.previews_made and item.queued."""
+    Safe to run twice: a second run finds the previews and changes nothing. An item restored
+    after a purge gets its previews back and keeps its state. Audited: item.previews_made and
+    item.queued."""
     item = Item.objects.get(pk=item_id)
-    if item.state != Item.State.NEW:
+    if item.previews or item.purged_at:
         return item
     store = media_store()
     previews = previews_make(store.get(item.original_blob))
     names = {kind: store.put(data, kind="previews") for kind, data in previews.items()}
     with transaction.atomic():
         item = Item.objects.select_for_update(no_key=True).get(pk=item_id)
-        if item.state != Item.State.NEW:
+        if item.previews or item.purged_at:
             for name in names.values():
                 store.delete(name)
             return item
         item.previews = names
-        item.state, item.queued_at = Item.State.QUEUED, timezone.now()
-        item.save(update_fields=["previews", "state", "queued_at"])
+        fields = ["previews"]
+        if item.state == Item.State.NEW:
+            item.state, item.queued_at = Item.State.QUEUED, timezone.now()
+            fields += ["state", "queued_at"]
+        item.save(update_fields=fields)
         audit_record(actor=None, action="item.previews_made", subject=item, item_id=item.pk,
                      data={"previews": sorted(names)})
-        audit_record(actor=None, action="item.queued", subject=item, item_id=item.pk, data={"from": "new", "to": "queued"})
+        if "state" in fields:
+            audit_record(actor=None, action="item.queued", subject=item, item_id=item.pk, data={"from": "new", "to": "queued"})
     return item

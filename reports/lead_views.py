@@ -38,6 +38,11 @@ def decision_log(request):
                   status=400 if form.errors else 200)
 
 
+def _cell(text: str) -> str:
+    """Free text for a spreadsheet: a leading = + - @ would make it a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
 class _Echo:
     def write(self, value):
         return value
@@ -58,7 +63,7 @@ def decision_log_csv(request):
             taken = round((d.decided_at - d.started_at).total_seconds(), 1) if d.started_at else ""
             yield writer.writerow([d.decided_at.isoformat(), d.pk, d.item_id, d.item.sha256, d.reviewer_name, d.stage,
                                    d.verdict, d.classification, d.reason, " ".join(d.annotations), d.viewed_unblurred,
-                                   d.supersedes_id or "", taken, d.note])
+                                   d.supersedes_id or "", taken, _cell(d.note)])
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'attachment; filename="decisions.csv"'
@@ -111,7 +116,11 @@ def escalations(request):
 @require_POST
 @lead_required
 def escalation_claim(request):
-    claim = queue.item_claim(user=request.user, stages=(Claim.Stage.LEAD,))
+    try:
+        claim = queue.item_claim(user=request.user, stages=(Claim.Stage.LEAD,))
+    except queue.CapReached:
+        messages.warning(request, "You have reached today's exposure limit. Thank you — no more items today.")
+        return redirect("lead-escalations")
     if claim is None:
         messages.info(request, "No escalations are waiting.")
         return redirect("lead-escalations")

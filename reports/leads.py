@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from .audit import audit_record
 from .decisions import DecisionInvalid, _validate
-from .models import AuditEvent, Claim, Decision, ExposureDay, Item, ViewEvent, WellnessPolicy
+from .models import AuditEvent, Claim, Decision, ExposureDay, Item, ReportFile, ViewEvent, WellnessPolicy
+from .reporting import SENDING, ReportInvalid, report_files_withdraw
 
 
 def decision_log(*, reviewer=None, verdict="", classification="", hash_list="", source_type="", date_from=None, date_to=None):
@@ -52,6 +53,13 @@ def decision_overturn(*, lead, item: Item, verdict: str, classification: str = "
         standing = item.decisions.exclude(verdict=Decision.Verdict.ESCALATED).order_by("-decided_at", "-id").first()
         if item.state != Item.State.DECIDED or standing is None:
             raise DecisionInvalid({"verdict": "Only a decided item can be overturned."})
+        try:
+            if verdict != Decision.Verdict.CONFIRMED:
+                report_files_withdraw(actor=lead, item=item)
+            elif ReportFile.objects.filter(item=item, report__state__in=SENDING).exists():
+                raise ReportInvalid({"item": "A report with this item is being sent; wait until it is finished or failed."})
+        except ReportInvalid as exc:
+            raise DecisionInvalid({"verdict": exc.errors["item"]}) from None
         now = timezone.now()
         decision = Decision.objects.create(
             item=item, reviewer=lead, reviewer_name=lead.get_username(), stage=Claim.Stage.LEAD, verdict=verdict,

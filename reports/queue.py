@@ -4,7 +4,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from .audit import audit_record
@@ -93,6 +92,7 @@ def claim_end(*, claim: Claim, end: str, actor=None, item_state: str | None = No
     """Close a claim and put its item back where it waits (or into item_state). Callers hold a
     transaction; unreported reveals are counted up to now. Audited: claim.<end>."""
     now = timezone.now()
+    lock_unreported_views(claim)
     claim.end, claim.ended_at = end, now
     claim.save(update_fields=["end", "ended_at"])
     state = item_state or WAITING_STATE[claim.stage]
@@ -102,11 +102,19 @@ def claim_end(*, claim: Claim, end: str, actor=None, item_state: str | None = No
                  data={"stage": claim.stage, "item_state": state})
 
 
+def lock_unreported_views(claim: Claim) -> list[ViewEvent]:
+    """Lock the claim's reveals whose length the page has not reported yet.
+
+    Lock order, kept by every writer so that none waits in a circle: claim, its views, the
+    item, the audit head, today's exposure."""
+    return list(ViewEvent.objects.select_for_update(no_key=True).filter(claim=claim, reported=False).order_by("pk"))
+
+
 def _close_unreported_views(claim: Claim, now) -> None:
     """A reveal whose page never reported its length counts as lasting until now, capped."""
     from .review import view_seconds_record
 
-    for view in ViewEvent.objects.filter(claim=claim, seconds=0, reported=False):
+    for view in lock_unreported_views(claim):
         view_seconds_record(view=view, seconds=(now - view.started_at).total_seconds())
 
 
@@ -119,18 +127,25 @@ def claim_skip(*, claim: Claim) -> None:
 
 
 def leases_expire() -> int:
-    """Return items whose lease ran out to where they wait. Audited: claim.expired."""
+    """Return items whose lease ran out to where they wait. Audited: claim.expired.
+
+    Locks in the usual order (claim, then item). Waiting for those locks is what makes a
+    reviewer deciding at the last moment win, and what lets claimers racing to expire the
+    same leases each find the item back in the queue afterwards; the conditions are checked
+    again once the locks are held."""
     expired = 0
     stale = Item.objects.filter(state=Item.State.CLAIMED, lease_until__lt=timezone.now()).values_list("pk", flat=True)
     for item_id in list(stale[:500]):
         with transaction.atomic():
-            item = Item.objects.select_for_update(no_key=True, skip_locked=True).filter(
-                Q(pk=item_id), Q(state=Item.State.CLAIMED), Q(lease_until__lt=timezone.now())).first()
-            claim = item and Claim.objects.filter(item=item, end=Claim.End.OPEN).first()
+            claim = Claim.objects.select_for_update(no_key=True).filter(item_id=item_id, end=Claim.End.OPEN).first()
+            item = Item.objects.select_for_update(no_key=True).filter(
+                pk=item_id, state=Item.State.CLAIMED, lease_until__lt=timezone.now()).first()
             if item is None:
                 continue
-            if claim is None:  # no claim row: put the item back as a fresh review
+            if claim is None:  # no open claim row (should not happen): a fresh review, on record
                 Item.objects.filter(pk=item.pk).update(state=Item.State.QUEUED, claimed_by=None, lease_until=None)
+                audit_record(actor=None, action="item.requeued", subject=item, item_id=item.pk,
+                             data={"from": Item.State.CLAIMED, "to": Item.State.QUEUED, "why": "lease without a claim"})
                 continue
             claim_end(claim=claim, end=Claim.End.EXPIRED, actor=None)
             expired += 1

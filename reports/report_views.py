@@ -142,12 +142,11 @@ def report_xml(request, report_id):
 def report_file_move(request, file_id):
     report_file = get_object_or_404(ReportFile, pk=file_id)
     form = MoveForm(request.POST)
-    target = None
-    if form.is_valid() and form.cleaned_data["target"] != "new":
-        target = Report.objects.filter(pk=int(form.cleaned_data["target"]) if form.cleaned_data["target"].isdigit() else 0).first()
-        if target is None:
-            messages.error(request, "Choose a draft report to move the file to.")
-            return redirect("report-detail", report_id=report_file.report_id)
+    choice = form.cleaned_data["target"] if form.is_valid() else ""
+    target = Report.objects.filter(pk=int(choice)).first() if choice.isdigit() else None
+    if choice != "new" and target is None:
+        messages.error(request, "Choose a draft report (or a new draft) to move the file to.")
+        return redirect("report-detail", report_id=report_file.report_id)
     try:
         target = reporting.report_file_move(actor=request.user, report_file=report_file, target=target)
     except reporting.ReportInvalid as exc:

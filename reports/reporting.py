@@ -19,7 +19,7 @@ from .audit import audit_record
 from .cybertip.xml import (SOURCE_TEXT, DocumentInvalid, SchemaUnavailable, clip, dataset_text, document_check,
                            file_details_document, report_document, report_files, standing_decision, to_bytes,
                            uploader_identity, validate, viewed_by_reviewer)
-from .models import Attestation, Hold, Item, Report, ReportFile, Submission
+from .models import Attestation, Decision, Hold, Item, Report, ReportFile, Submission
 from .provenance import provenance_missing
 from .storage import media_store
 
@@ -78,7 +78,9 @@ def _draft_build(actor) -> list[Report]:
     touched: dict[int, Report] = {}
     for submission in sightings.order_by("created_at", "pk"):
         key, label = group_of(submission)
-        report = Report.objects.filter(state=Report.State.DRAFT, group_key=key).order_by("pk").first()
+        # Locked: a lead approving this draft right now makes us wait, and then start a new one.
+        report = (Report.objects.select_for_update(no_key=True).filter(state=Report.State.DRAFT, group_key=key)
+                  .order_by("pk").first())
         if report is None:
             report = Report.objects.create(group_key=key, group_label=label, created_by=actor)
             audit_record(actor=actor, action="report.drafted", subject=report, data={"group": label})
@@ -166,10 +168,11 @@ class FileCheck:
     missing: list[str] = field(default_factory=list)
     attested: dict[str, Attestation] = field(default_factory=dict)
     viewed: bool = False  # fileViewedByEsp: the confirming reviewer revealed this file
+    problem: str = ""  # what no attestation can cure: the file is no longer confirmed, or gone
 
     @property
     def blocking(self) -> list[str]:
-        return [m for m in self.missing if m not in self.attested]
+        return ([self.problem] if self.problem else []) + [m for m in self.missing if m not in self.attested]
 
     @property
     def rows(self) -> list[tuple[str, str, Attestation | None]]:
@@ -198,8 +201,31 @@ def file_check(report_file: ReportFile) -> FileCheck:
     required = [r if isinstance(r, str) else " or ".join(r)
                 for r in settings.TSREVIEW_PROVENANCE_REQUIRED.get(provenance.get("source_type"), [])]
     attested = {a.field: a for a in report_file.attestations.all() if a.field in missing}
-    viewed = viewed_by_reviewer(standing_decision(report_file.item))
-    return FileCheck(report_file, [r for r in required if r not in missing], missing, attested, viewed)
+    decision = standing_decision(report_file.item)
+    viewed = viewed_by_reviewer(decision)
+    problem = ""
+    if report_file.item.purged_at:
+        problem = "The media was destroyed: move this file out of the report."
+    elif decision is None or decision.verdict != Decision.Verdict.CONFIRMED:
+        problem = "No longer confirmed (overturned): move this file out of the report."
+    return FileCheck(report_file, [r for r in required if r not in missing], missing, attested, viewed, problem)
+
+
+def report_files_withdraw(*, actor, item: Item) -> None:
+    """An item whose confirmation was overturned leaves the drafts it was in (the caller holds
+    the transaction). Refused while a report with it is being sent. Audited: report.file_removed."""
+    if ReportFile.objects.filter(item=item, report__state__in=SENDING).exists():
+        raise ReportInvalid({"item": "A report with this item is being sent; wait until it is finished or failed."})
+    for report_file in ReportFile.objects.filter(item=item, report__state=Report.State.DRAFT).select_related("report"):
+        report = report_file.report
+        if report_file.calls.exists():  # a reopened draft keeps its call log; the checklist blocks it
+            continue
+        audit_record(actor=actor, action="report.file_removed", subject=report, item_id=item.pk,
+                     data={"report_file": report_file.pk, "submission": str(report_file.submission_id),
+                           "why": "confirmation overturned"})
+        report_file.attestations.all().delete()
+        report_file.delete()
+        _discard_if_empty(actor, report)
 
 
 def report_checklist(report: Report) -> Checklist:

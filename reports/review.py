@@ -75,7 +75,7 @@ def view_seconds_record(*, view: ViewEvent, seconds: float) -> float:
         clamped = round(max(0.0, min(float(seconds), elapsed, policy.max_reveal_clamp_seconds)), 2)
         view.seconds, view.reported = clamped, True
         view.save(update_fields=["seconds", "reported"])
-        exposure_add(view.user, unblurred_seconds=clamped)
         audit_record(actor=view.user, action="media.view_ended", subject=view, item_id=view.item_id,
                      data={"reported": round(float(seconds), 2), "counted": clamped})
+        exposure_add(view.user, unblurred_seconds=clamped)
     return clamped

@@ -1,6 +1,7 @@
 """HTML entry points: parse input, access helper, one operation, render."""
 
 import json
+import math
 
 from django.contrib import messages
 from django.db.models import Count
@@ -170,6 +171,8 @@ def view_ended(request, view_id):
     view = get_object_or_404(ViewEvent, pk=view_id, user=request.user)
     try:
         seconds = float(json.loads(request.body or b"{}").get("seconds", 0))
+        if not math.isfinite(seconds):
+            raise ValueError(seconds)
     except (ValueError, TypeError, AttributeError):
         return JsonResponse({"errors": {"seconds": ["Send {\"seconds\": <number>}."]}}, status=400)
     return JsonResponse({"counted": review.view_seconds_record(view=view, seconds=seconds)})

@@ -83,12 +83,12 @@ def activity_record(user) -> ExposureDay:
 
 def break_taken(user) -> None:
     """The reviewer took the break they were offered. Audited."""
+    day = exposure_today(user)
     with transaction.atomic():
-        day = ExposureDay.objects.select_for_update(no_key=True).get(pk=exposure_today(user).pk)
+        # The audit head first, then the exposure row: the order every writer keeps.
         audit_record(actor=user, action="wellness.break_taken", subject=day,
                      data={"active_since_break_seconds": day.active_since_break_seconds})
-        day.active_since_break_seconds = 0
-        day.save(update_fields=["active_since_break_seconds"])
+        ExposureDay.objects.filter(pk=day.pk).update(active_since_break_seconds=0)
 
 
 def break_due(day: ExposureDay, policy: WellnessPolicy) -> bool:

@@ -125,6 +125,9 @@ OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "tsreview")
 TSREVIEW_LOGIN_FAILURES_PER_USER = env_int("TSREVIEW_LOGIN_FAILURES_PER_USER", 5)
 TSREVIEW_LOGIN_FAILURES_PER_IP = env_int("TSREVIEW_LOGIN_FAILURES_PER_IP", 20)
 TSREVIEW_LOGIN_LOCKOUT_MINUTES = env_int("TSREVIEW_LOGIN_LOCKOUT_MINUTES", 15)
+# The TLS proxy in front (README): its address is not the client's; X-Forwarded-For is read
+# only from these.
+TSREVIEW_TRUSTED_PROXIES = [h for h in env("TSREVIEW_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if h]
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -282,7 +285,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
 }
 
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Shared by every web worker in production (the scanner rate limit counts across them).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("CACHE_URL")}
+          if env("CACHE_URL") else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 LOGGING = {
     "version": 1,

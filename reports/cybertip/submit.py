@@ -68,6 +68,9 @@ def _lease_renew(report: Report) -> None:
 
 
 def _steps(client: Client, report: Report) -> None:
+    unapproved = report.files.filter(details_xml="").count()
+    if unapproved:  # only what a lead approved is ever sent
+        raise Permanent(f"{unapproved} file(s) in this report were never approved; reopen it and approve again.")
     if report.ncmec_report_id is None:
         client.status(report=report)
         document = document_check(etree.fromstring(report.report_xml.encode()))  # against today's schema
