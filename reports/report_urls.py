@@ -9,6 +9,7 @@ urlpatterns = [
     path("<int:report_id>/edit/", views.report_edit, name="report-edit"),
     path("<int:report_id>/approve/", views.report_approve, name="report-approve"),
     path("<int:report_id>/retry/", views.report_retry, name="report-retry"),
+    path("<int:report_id>/abandon/", views.report_abandon, name="report-abandon"),
     path("<int:report_id>/reopen/", views.report_reopen, name="report-reopen"),
     path("<int:report_id>/xml/", views.report_xml, name="report-xml"),
     path("files/<int:file_id>/move/", views.report_file_move, name="report-file-move"),

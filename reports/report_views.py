@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from . import reporting
 from .access import lead_required
+from .cybertip import submit
 from .cybertip.xml import file_details_document, to_bytes
 from .models import Hold, Item, Report, ReportFile
 from .report_forms import AttestForm, DestroyForm, HoldExtendForm, MoveForm, ReportForm
@@ -112,6 +113,18 @@ def report_approve(request, report_id):
 @lead_required
 def report_retry(request, report_id):
     return _act(request, report_id, reporting.report_retry, "Sending again.")
+
+
+@require_POST
+@lead_required
+def report_abandon(request, report_id):
+    report = get_object_or_404(Report, pk=report_id)
+    try:
+        state = submit.report_abandon(actor=request.user, report=report, reason=request.POST.get("reason", ""))
+        messages.success(request, f"Given up: the report is {state}.")
+    except reporting.ReportInvalid as exc:
+        _errors(request, exc)
+    return redirect("report-detail", report_id=report.pk)
 
 
 @require_POST

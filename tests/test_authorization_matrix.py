@@ -73,6 +73,7 @@ MATRIX = {
     "report-edit": ("post", "/reports/{report}/edit/", {}, lead_only(400)),
     "report-approve": ("post", "/reports/{report}/approve/", {}, lead_only(302)),
     "report-retry": ("post", "/reports/{report}/retry/", {}, lead_only(302)),
+    "report-abandon": ("post", "/reports/{report}/abandon/", {}, lead_only(302)),
     "report-reopen": ("post", "/reports/{report}/reopen/", {}, lead_only(302)),
     "report-xml": ("get", "/reports/{report}/xml/", {}, lead_only(200)),
     "report-file-move": ("post", "/reports/files/{file}/move/", {}, lead_only(302)),

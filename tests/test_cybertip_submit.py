@@ -246,3 +246,24 @@ def test_fetch_xsd_without_a_configured_base_url_says_so(settings, db):
     settings.TSREVIEW_CYBERTIP_BASE_URL = ""
     with pytest.raises(CommandError, match="not configured"):
         call_command("cybertip_fetch_xsd")
+
+
+def test_a_lead_can_give_up_a_stalled_report_which_is_retracted_and_can_be_reopened(lena, approved, cybertip, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("a bug that repeats")
+
+    submit_module = __import__("reports.cybertip.submit", fromlist=["_upload"])
+    monkeypatch.setattr(submit_module, "_upload", broken)
+    tasks.report_send_task.delay(approved.pk)  # submit goes through, then the upload breaks
+    approved.refresh_from_db()
+    assert approved.state == Report.State.STALLED and approved.ncmec_report_id
+    assert lena.post(f"/reports/{approved.pk}/abandon/", {"reason": ""}).status_code == 302
+    assert Report.objects.get(pk=approved.pk).state == Report.State.STALLED  # a reason is required
+    done = lena.post(f"/reports/{approved.pk}/abandon/", {"reason": "The upload keeps failing"}, follow=True)
+    assert done.status_code == 200, done.content
+    approved.refresh_from_db()
+    assert approved.state == Report.State.FAILED and approved.retracted_at is not None
+    assert "given up by lena: The upload keeps failing" in approved.failure
+    assert cybertip.reports[approved.ncmec_report_id].retracted
+    assert AuditEvent.objects.filter(action="report.abandoned", actor_name="lena").exists()
+    assert 'action="/reports/%d/reopen/"' % approved.pk in lena.get(f"/reports/{approved.pk}/").content.decode()

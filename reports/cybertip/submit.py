@@ -56,9 +56,9 @@ def report_send(*, report_id: int) -> str:
     return Report.objects.get(pk=report_id).state
 
 
-def _lease_take(report_id: int) -> bool:
+def _lease_take(report_id: int, states=SENDING) -> bool:
     now = timezone.now()
-    return bool(Report.objects.filter(pk=report_id, state__in=SENDING).filter(
+    return bool(Report.objects.filter(pk=report_id, state__in=states).filter(
         Q(send_lease_until__isnull=True) | Q(send_lease_until__lt=now)).update(
         send_lease_until=now + LEASE, attempts=F("attempts") + 1))
 
@@ -161,6 +161,26 @@ def _give_up(report: Report, exc: Exception) -> None:
         report.save(update_fields=["state", "failure", "failed_at", "retracted_at"])
         audit_record(actor=None, action="report.failed", subject=report,
                      data={"reason": reason, "ncmec_report_id": report.ncmec_report_id, "retracted": retracted})
+
+
+def report_abandon(*, actor, report: Report, reason: str) -> str:
+    """A lead gives up on a stalled report: it is retracted at NCMEC (if it was opened there)
+    and fails with the lead's reason; it can then be reopened. Audited: report.abandoned and
+    report.failed."""
+    from ..reporting import ReportInvalid
+
+    reason = reason.strip()
+    if not reason:
+        raise ReportInvalid({"reason": "Say why the report is given up."})
+    if not _lease_take(report.pk, states=(Report.State.STALLED,)):
+        raise ReportInvalid({"state": "Only a stalled report that is not being sent can be given up."})
+    try:
+        with transaction.atomic():
+            audit_record(actor=actor, action="report.abandoned", subject=report, data={"reason": reason})
+        _give_up(Report.objects.get(pk=report.pk), Permanent(f"given up by {actor.get_username()}: {reason}"))
+    finally:
+        Report.objects.filter(pk=report.pk).update(send_lease_until=None)
+    return Report.objects.get(pk=report.pk).state
 
 
 def report_stall(*, report_id: int, reason: str) -> None:
