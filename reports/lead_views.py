@@ -119,7 +119,7 @@ def escalation_claim(request):
     try:
         claim = queue.item_claim(user=request.user, stages=(Claim.Stage.LEAD,))
     except queue.CapReached:
-        messages.warning(request, "You have reached today's exposure limit. Thank you — no more items today.")
+        messages.warning(request, queue.CapReached.message)
         return redirect("lead-escalations")
     if claim is None:
         messages.info(request, "No escalations are waiting.")

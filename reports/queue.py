@@ -19,6 +19,8 @@ SKIP_MEMORY = timedelta(hours=1)
 class CapReached(Exception):
     """Today's exposure cap is reached: no new claims until tomorrow."""
 
+    message = "You have reached today's exposure limit. Thank you — no more items today."
+
 
 def lease_length() -> timedelta:
     return timedelta(seconds=settings.TSREVIEW_LEASE_SECONDS)

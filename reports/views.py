@@ -63,7 +63,7 @@ def claim_next(request):
     try:
         claim = queue.item_claim(user=request.user)
     except queue.CapReached:
-        messages.warning(request, "You have reached today's exposure limit. Thank you — no more items today.")
+        messages.warning(request, queue.CapReached.message)
         return redirect("home")
     if claim is None:
         messages.info(request, "Nothing is waiting for review right now.")

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -61,6 +62,16 @@ def assert_nothing_stored(media_root):
         assert AuditEvent.objects.filter(action__startswith="submission").count() == 0
         assert stored_files(media_root) == []
     return check
+
+
+@pytest.fixture
+def broker():
+    """The suite's Redis database, emptied; tasks go to it instead of running in-process."""
+    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    client.flushdb()
+    celery_app.conf.task_always_eager = False
+    yield client
+    client.flushdb()
 
 
 # --- Scanners --------------------------------------------------------------------------------

@@ -11,15 +11,12 @@ import uuid
 
 import jsonschema
 import pytest
-import redis
-from django.conf import settings
 from django.db import OperationalError, connection
 
 from reports import intake
 from reports.api import ERROR_BODY
 from reports.demo import synthetic_image
 from reports.models import AuditEvent, Item, Submission
-from tsreview.celery import app as celery_app
 
 from .conftest import make_metadata, push, stored_files
 from .fault_services import (
@@ -40,16 +37,6 @@ def processes():
     yield started
     for process in reversed(started):
         process.stop()
-
-
-@pytest.fixture
-def broker():
-    """The suite's Redis database, emptied; tasks go to it instead of running in-process."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.flushdb()
-    celery_app.conf.task_always_eager = False
-    yield client
-    client.flushdb()
 
 
 def item_state() -> str | None:

@@ -6,12 +6,10 @@ import sys
 import time
 
 import pytest
-import redis
 from django.conf import settings
 from django.db import connection
 
 from reports.models import AuditEvent, Item
-from tsreview.celery import app as celery_app
 
 from .conftest import TEST_MEDIA_KEY, push
 
@@ -37,16 +35,6 @@ def wait_for(predicate, seconds=60):
             return True
         time.sleep(0.2)
     return False
-
-
-@pytest.fixture
-def broker():
-    """An empty Redis database for this test; tasks go to it, not run in-process."""
-    client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
-    client.flushdb()
-    celery_app.conf.task_always_eager = False
-    yield client
-    client.flushdb()
 
 
 @pytest.mark.django_db(transaction=True)
