@@ -84,6 +84,9 @@ class Item(models.Model):
             models.Index(fields=["lease_until"], condition=Q(state="claimed"), name="item_lease_expiry"),
             # tasks.derivatives_sweep: items whose derivatives were never made.
             models.Index(fields=["created_at"], condition=Q(state="new"), name="item_new"),
+            # tasks.derivatives_sweep: items restored after a purge whose previews are not back yet.
+            models.Index(fields=["id"], condition=Q(previews={}, purged_at__isnull=True) & ~Q(state="new"),
+                         name="item_previews_missing"),
         ]
 
     def __str__(self):

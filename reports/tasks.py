@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.db.models import Q
+from django.db.models import Q
 from django.utils import timezone
 
 from . import intake
@@ -17,9 +18,12 @@ def item_previews_task(item_id: int) -> None:
 
 @shared_task
 def derivatives_sweep(older_than_seconds: int = 60) -> int:
-    """Queue previews again for items left `new` (broker down at intake, a lost task)."""
+    """Queue previews again for items left `new` (broker down at intake, a lost task), and for
+    items restored after a purge whose previews are not back (making them twice is harmless)."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     ids = list(Item.objects.filter(state=Item.State.NEW, created_at__lt=cutoff).values_list("pk", flat=True)[:1000])
+    restored = Item.objects.filter(Q(previews={}, purged_at__isnull=True) & ~Q(state=Item.State.NEW))
+    ids += list(restored.values_list("pk", flat=True)[:1000])
     for item_id in ids:
         intake.previews_enqueue(item_id)
     return len(ids)

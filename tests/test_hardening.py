@@ -178,3 +178,21 @@ def test_giving_someone_a_role_in_the_admin_is_audited(client, reviewer):
     assert response.status_code == 302, response.context["adminform"].form.errors if response.context else response
     event = AuditEvent.objects.get(action="user.groups_changed")
     assert event.data == {"old": ["reviewer"], "new": ["lead", "reviewer"]} and event.actor_name == "ada"
+
+
+def test_a_restored_item_whose_preview_task_was_lost_gets_its_previews_from_the_sweep(
+        api, reviewer, lead, reporter_settings, django_capture_on_commit_callbacks):
+    from reports.demo import synthetic_image
+    from reports.tasks import derivatives_sweep
+
+    item = make_confirmed(1, reviewer)
+    reporting.material_destroy(actor=lead, item=item, reason="Retention test")
+    with django_capture_on_commit_callbacks(execute=False):  # the broker lost the task
+        assert push(api, synthetic_image(1, size=(320, 240)), metadata=make_metadata("again/1")).status_code == 201
+    item.refresh_from_db()
+    assert item.purged_at is None and item.previews == {}
+    assert derivatives_sweep(older_than_seconds=60) == 1
+    item.refresh_from_db()
+    assert set(item.previews) == {"thumb", "inspect-1", "inspect-2", "inspect-3"}
+    assert item.state == Item.State.DECIDED
+    assert derivatives_sweep(older_than_seconds=60) == 0
