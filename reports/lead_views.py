@@ -15,6 +15,7 @@ from .audit import audit_record
 from .decisions import DecisionInvalid
 from .forms import DecisionLogFilter, OverturnForm
 from .models import Claim, Item
+from .views import claim_and_open
 
 PAGE_SIZE = 50
 CSV_COLUMNS = ["decided_at", "decision_id", "item_id", "item_sha256", "reviewer", "stage", "verdict", "classification",
@@ -116,17 +117,8 @@ def escalations(request):
 @require_POST
 @lead_required
 def escalation_claim(request):
-    try:
-        claim = queue.item_claim(user=request.user, stages=(Claim.Stage.LEAD,))
-    except queue.CapReached:
-        messages.warning(request, queue.CapReached.message)
-        return redirect("lead-escalations")
-    if claim is None:
-        messages.info(request, "No escalations are waiting.")
-        return redirect("lead-escalations")
-    if claim.stage != Claim.Stage.LEAD:
-        messages.info(request, "Finish the item you hold first.")
-    return redirect("review", item_id=claim.item_id)
+    return claim_and_open(request, stages=(Claim.Stage.LEAD,), back="lead-escalations",
+                          nothing="No escalations are waiting.")
 
 
 @require_GET

@@ -14,6 +14,7 @@ from .wellness import cap_reached, exposure_today
 WAITING_STATE = {Claim.Stage.REVIEW: Item.State.QUEUED, Claim.Stage.QA: Item.State.QA, Claim.Stage.LEAD: Item.State.ESCALATED}
 STAGE_OF_STATE = {state: stage for stage, state in WAITING_STATE.items()}
 SKIP_MEMORY = timedelta(hours=1)
+DEFAULT_STAGES = (Claim.Stage.QA, Claim.Stage.REVIEW)  # reviewers: blind QA first, then first reviews
 
 
 class CapReached(Exception):
@@ -41,7 +42,7 @@ def _candidates(user, stage: str):
     return queryset.order_by("-priority", "queued_at", "id")
 
 
-def item_claim(*, user, stages=(Claim.Stage.QA, Claim.Stage.REVIEW)) -> Claim | None:
+def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
     """Lease the next item to user: their open claim if they hold one, else the best waiting
     item of the first stage that has one. Raises CapReached at the daily exposure cap.
 

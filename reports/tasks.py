@@ -4,7 +4,6 @@ from datetime import timedelta
 
 from celery import shared_task
 from django.db.models import Q
-from django.db.models import Q
 from django.utils import timezone
 
 from . import intake
