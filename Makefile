@@ -25,6 +25,9 @@ test: $(VENV)/.installed
 	scripts/services.sh
 	$(TEST_ENV) $(PY) -m pytest $(PYTEST_ARGS)
 
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
 bench: $(VENV)/.installed
 	scripts/services.sh
 	$(TEST_ENV) $(PY) bench/run.py

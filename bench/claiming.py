@@ -63,7 +63,7 @@ def reviewers_create(n: int, prefix: str = "reviewer") -> list[int]:
 def _reviewer(user_id: int, claims: int, think: tuple | None, deadline: float, barrier, results) -> None:
     from django.contrib.auth import get_user_model
 
-    from reports import decisions, queue
+    from reports.review import decisions, queue
 
     user = get_user_model().objects.get(pk=user_id)
     claim_ms, decide_ms, held, audit_ms = [], [], [], []
@@ -123,7 +123,7 @@ def claim_run(user_ids: list[int], claims_each: int, think: tuple | None) -> dic
     held = [h for _, _, hs, _ in collected for h in hs]
     audit_ms = [x for _, _, _, a in collected for x in a]
     # The slowest 1% of claims, and how much of each was audit_record.
-    slow = sorted(zip(claim_ms, audit_ms), reverse=True)[:max(1, len(claim_ms) // 100)]
+    slow = sorted(zip(claim_ms, audit_ms, strict=True), reverse=True)[:max(1, len(claim_ms) // 100)]
     return {"claim_ms": claim_ms, "decide_ms": decide_ms, "held": held, "seconds": seconds,
             "audit_share_of_slowest": sum(a for _, a in slow) / max(1e-9, sum(c for c, _ in slow)),
             "audit_share": sum(audit_ms) / max(1e-9, sum(claim_ms))}
@@ -163,8 +163,8 @@ def explain() -> str:
     from django.contrib.auth import get_user_model
     from django.db import transaction
 
-    from reports import queue
     from reports.models import Claim
+    from reports.review import queue
 
     user = get_user_model().objects.filter(username__startswith="reviewer-").first()
     query = queue._candidates(user, Claim.Stage.REVIEW).select_for_update(skip_locked=True, of=("self",))[:1]

@@ -18,7 +18,7 @@ INSPECT_BOX = "1000x600"  # media.INSPECT_MAX_WIDTH × INSPECT_HEIGHT, the large
 
 
 def _ours(data: bytes) -> float:
-    from reports.media import previews_make
+    from reports.intake.media import previews_make
 
     t = time.perf_counter()
     previews_make(data)
@@ -67,10 +67,10 @@ def through_celery(images: list[tuple[str, bytes, str]]) -> dict:
     """Push each image through intake in this process; a Celery worker makes the previews."""
     from django.db import connection
 
-    from reports.intake import submission_create
-    from reports.media import image_inspect
+    from reports.intake.media import image_inspect
+    from reports.intake.provenance import MetadataInput
+    from reports.intake.submission import submission_create
     from reports.models import Item, Scanner
-    from reports.provenance import MetadataInput
 
     from .ingest import metadata, scanner_token
 
@@ -98,7 +98,7 @@ def through_celery(images: list[tuple[str, bytes, str]]) -> dict:
 
 
 def run() -> dict:
-    from reports.demo import synthetic_image
+    from devtools.synthetic import synthetic_image
 
     if not shutil.which("vipsthumbnail"):
         raise RuntimeError("vipsthumbnail is missing (Debian: apt-get install libvips-tools; make bench installs it)")

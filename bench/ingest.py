@@ -19,7 +19,7 @@ QUALITY = 88  # ~100 KB at 1024×768 with the synthetic noise
 
 
 def _image(seed: int) -> bytes:
-    from reports.demo import synthetic_image
+    from devtools.synthetic import synthetic_image
 
     return synthetic_image(seed, size=SIZE, quality=QUALITY)
 
@@ -57,10 +57,11 @@ def floor(data: list[bytes], previews: int) -> dict:
     first `previews` items (a rate per item, so a sample is enough)."""
     from django.db import connection
 
-    from reports.intake import item_previews_make, submission_create
-    from reports.media import image_inspect
+    from reports.intake.media import image_inspect
+    from reports.intake.previews import item_previews_make
+    from reports.intake.provenance import MetadataInput
+    from reports.intake.submission import submission_create
     from reports.models import Item, Scanner
-    from reports.provenance import MetadataInput
     from tsreview.celery import app as celery_app
 
     scanner_token("floor")
@@ -68,9 +69,9 @@ def floor(data: list[bytes], previews: int) -> dict:
     celery_app.conf.task_always_eager = False
     ids = []
     # The tasks submission_create would queue are not wanted here: previews are timed apart.
-    import reports.intake as intake_module
+    import reports.intake.submission as intake_module
 
-    enqueue, intake_module.previews_enqueue = intake_module.previews_enqueue, lambda item_id: None
+    enqueue, intake_module.enqueue = intake_module.enqueue, lambda *args: None
     try:
         t0 = time.perf_counter()
         for i, blob in enumerate(data):
@@ -84,7 +85,7 @@ def floor(data: list[bytes], previews: int) -> dict:
             item_previews_make(item_id=item_id)
         previews_seconds = time.perf_counter() - t1
     finally:
-        intake_module.previews_enqueue = enqueue
+        intake_module.enqueue = enqueue
     assert Item.objects.filter(state=Item.State.QUEUED).count() == previews
     connection.close()
     intake_per_s, previews_per_s = len(data) / intake_seconds, previews / previews_seconds

@@ -79,7 +79,7 @@ def _upload(data):
 
 def previews() -> None:
     from bench.ingest import _image
-    from reports.media import previews_make
+    from reports.intake.media import previews_make
 
     data = _image(50_000)
     profiled("media.previews_make of a 1024×768 JPEG", lambda: previews_make(data), 30)
@@ -90,7 +90,7 @@ def review_page() -> None:
     from django.test import Client
 
     from bench.review_page import items_make, sessions_make
-    from reports import queue
+    from reports.review import queue
 
     items_make(50)
     from bench.claiming import reviewers_create
@@ -111,7 +111,7 @@ def claim() -> None:
     from django.contrib.auth import get_user_model
 
     from bench.claiming import items_insert, reviewers_create
-    from reports import decisions, queue
+    from reports.review import decisions, queue
 
     items_insert(100_000)
     user = get_user_model().objects.get(pk=reviewers_create(1)[0])
@@ -134,15 +134,15 @@ def audit_verify() -> None:
 
 def report() -> None:
     from bench.report_xml import sightings_make
-    from reports import reporting
     from reports.cybertip import xml
     from reports.models import Report
+    from reports.reporting import checklist, drafting
 
     sightings_make(500)
-    report = Report.objects.get(pk=reporting.report_draft_build(actor=None)[0].pk)
+    report = Report.objects.get(pk=drafting.report_draft_build(actor=None)[0].pk)
 
     def build():
-        reporting.report_preview(report)
+        checklist.report_preview(report)
         for f in report.files.select_related("submission", "item"):
             xml.document_check(xml.file_details_document(f))
 

@@ -1,10 +1,10 @@
 """5. Reports: building and validating the XML of a report with 500 files.
 
-Uses what reports/cybertip/xml.py and reports/reporting.py provide: 500 confirmed sightings
-from one web page are drafted into one report (reporting.report_draft_build); then, timed,
-the report document built and validated (reporting.report_preview), the 500 fileDetails
+Uses what reports/cybertip/xml.py and reports/reporting/ provide: 500 confirmed sightings
+from one web page are drafted into one report (drafting.report_draft_build); then, timed,
+the report document built and validated (checklist.report_preview), the 500 fileDetails
 documents built and validated (xml.document_check(xml.file_details_document(f))), and the
-whole approval (reporting.report_approve: checklist, every document built and validated and
+whole approval (lifecycle.report_approve: checklist, every document built and validated and
 stored, audited). The peer, in the same run: lxml validating the same 501 documents, already
 built, against the same schema.
 """
@@ -20,8 +20,8 @@ def sightings_make(n: int) -> None:
     provenance is complete, and a standing decision by a reviewer who revealed the file."""
     from django.utils import timezone
 
+    from reports.intake.provenance import MetadataInput, to_json
     from reports.models import Claim, Decision, Item, Match, Scanner, Submission
-    from reports.provenance import MetadataInput, to_json
 
     from .claiming import reviewers_create
     from .ingest import metadata, scanner_token
@@ -56,14 +56,14 @@ def run() -> dict:
     from django.db import connection
     from django.test.utils import CaptureQueriesContext, override_settings
 
-    from reports import reporting
     from reports.cybertip import xml
     from reports.models import Report
+    from reports.reporting import checklist, drafting, lifecycle, selectors
 
     n = stack.scaled(500, 25)
     sightings_make(n)
     t = time.perf_counter()
-    drafts = reporting.report_draft_build(actor=None)
+    drafts = drafting.report_draft_build(actor=None)
     stack.say(f"{n} confirmed sightings drafted into {len(drafts)} report(s) in {time.perf_counter() - t:.1f} s")
     report = Report.objects.get(pk=drafts[0].pk)
     assert report.files.count() == n, report.files.count()
@@ -71,8 +71,8 @@ def run() -> dict:
 
     t = time.perf_counter()
     with CaptureQueriesContext(connection) as queries:
-        body, errors = reporting.report_preview(report)
-        files = list(xml.report_files(report))
+        body, errors = checklist.report_preview(report)
+        files = list(selectors.report_files(report))
         details = [xml.document_check(xml.file_details_document(f)) for f in files]
     build_validate = time.perf_counter() - t
     if errors:
@@ -93,7 +93,7 @@ def run() -> dict:
     with override_settings(TSREVIEW_CYBERTIP_BASE_URL="http://127.0.0.1:9/ispws"):  # checked, never called
         t = time.perf_counter()
         with CaptureQueriesContext(connection) as approve_queries:
-            reporting.report_approve(actor=lead, report=report)
+            lifecycle.report_approve(actor=lead, report=report)
         approve = time.perf_counter() - t
     report.refresh_from_db()
     stack.say(f"report_approve ({n} files: checklist, build, validate, store, audit): {approve * 1000:.0f} ms "

@@ -31,10 +31,11 @@ def items_make(n: int) -> None:
     """One real item through intake (previews made here), then n copies of it waiting first."""
     from django.utils import timezone
 
-    from reports.intake import item_previews_make, submission_create
-    from reports.media import image_inspect
+    from reports.intake.media import image_inspect
+    from reports.intake.previews import item_previews_make
+    from reports.intake.provenance import MetadataInput
+    from reports.intake.submission import submission_create
     from reports.models import Item, Match, Scanner, Submission
-    from reports.provenance import MetadataInput
     from tsreview.celery import app as celery_app
 
     from .claiming import items_insert
@@ -47,14 +48,14 @@ def items_make(n: int) -> None:
     validator = MetadataInput(data=metadata(0))
     validator.is_valid(raise_exception=True)
     celery_app.conf.task_always_eager = False
-    import reports.intake as intake_module
+    import reports.intake.submission as intake_module
 
-    enqueue, intake_module.previews_enqueue = intake_module.previews_enqueue, lambda item_id: None
+    enqueue, intake_module.enqueue = intake_module.enqueue, lambda *args: None
     try:
         first = submission_create(scanner=scanner, metadata=validator.validated_data, data=data,
                                   facts=image_inspect(data, claimed_type="image/jpeg")).submission
     finally:
-        intake_module.previews_enqueue = enqueue
+        intake_module.enqueue = enqueue
     item = item_previews_make(item_id=first.item_id)
     now = timezone.now()
     fields = {f.attname: getattr(item, f.attname) for f in Item._meta.concrete_fields if f.attname not in ("id", "sha256")}

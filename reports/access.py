@@ -1,6 +1,12 @@
-"""Who may see what. Views fetch items only through these helpers."""
+"""Who may see what. Entry points fetch rows for a person or a scanner only through these
+helpers; missing and not-yours both raise Http404 (DESIGN §8)."""
 
-from .models import Role
+import uuid
+from functools import wraps
+
+from django.http import Http404
+
+from .models import Claim, Hold, Item, Report, ReportFile, Role, Submission, ViewEvent
 
 
 def user_roles(user) -> set[str]:
@@ -21,9 +27,6 @@ def is_lead(user) -> bool:
 
 def lead_required(view):
     """Lead pages: anyone else gets 404, as for any page they may not see."""
-    from functools import wraps
-
-    from django.http import Http404
 
     @wraps(view)
     def wrapped(request, *args, **kwargs):
@@ -32,3 +35,61 @@ def lead_required(view):
         return view(request, *args, **kwargs)
 
     return wrapped
+
+
+def _get(queryset, **lookup):
+    try:
+        return queryset.get(**lookup)
+    except (queryset.model.DoesNotExist, ValueError, TypeError):
+        raise Http404 from None
+
+
+def item_for_user(user, pk, *, claim_required=False) -> tuple[Item, Claim | None]:
+    """The only way to fetch an item for a person: the reviewer holding its claim, or a lead.
+
+    Returns the item and the person's open claim on it (None for a lead without one)."""
+    item = _get(Item.objects, pk=int(pk) if str(pk).isdigit() else -1)
+    claim = Claim.objects.filter(item=item, user=user, end=Claim.End.OPEN).first()
+    holds = claim is not None and item.state == Item.State.CLAIMED and item.claimed_by_id == user.pk
+    if holds:
+        return item, claim
+    if is_lead(user) and not claim_required:
+        return item, None
+    raise Http404
+
+
+def claim_for_user(user, item_id) -> Claim | None:
+    """The person's open claim on an item, if they still hold one (the heartbeat's question)."""
+    return Claim.objects.filter(item_id=item_id, user=user, end=Claim.End.OPEN).first()
+
+
+def view_for_user(user, view_id) -> ViewEvent:
+    """A reveal of the person's own (its length is theirs to report)."""
+    return _get(ViewEvent.objects, pk=view_id, user=user)
+
+
+def submission_for_scanner(scanner, submission_id) -> Submission:
+    """The scanner's own submission; another scanner's and a missing one are both 404."""
+    try:
+        key = uuid.UUID(str(submission_id))
+    except ValueError:
+        raise Http404 from None
+    return _get(Submission.objects.select_related("item").prefetch_related("matches"), pk=key, scanner=scanner)
+
+
+# Lead-only pages have passed lead_required; these fetch their rows.
+
+def item_for_lead(pk) -> Item:
+    return _get(Item.objects, pk=pk)
+
+
+def report_for_lead(pk) -> Report:
+    return _get(Report.objects, pk=pk)
+
+
+def report_file_for_lead(pk) -> ReportFile:
+    return _get(ReportFile.objects, pk=pk)
+
+
+def hold_for_lead(pk) -> Hold:
+    return _get(Hold.objects, pk=pk)

@@ -4,14 +4,13 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
-from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
-from django_otp.plugins.otp_totp.models import TOTPDevice
 from django.db import transaction
 from django.forms.models import model_to_dict
+from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .audit import audit_record
 from .models import AuditEvent, Scanner, WellnessPolicy
-
 
 SECRET_FIELDS = {"password", "key", "token_hash"}
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: the embedded demo (SQLite, tasks in-process, files under var/) with synthetic
-# data, and beside it the test suite's fake CyberTipline on 127.0.0.1:8001 when NCMEC's schema
+# data, and beside it the fake CyberTipline (devtools/) on 127.0.0.1:8001 when NCMEC's schema
 # copy is at hand, so that a lead can take a confirmed item to a finished (fake) report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,7 +11,7 @@ $PY manage.py migrate --noinput
 $PY manage.py seed_demo
 xsd=../shared/ncmec/cyber_tipline.xsd
 if [ -f "$xsd" ]; then
-  $PY -m tests.fake_cybertip --port 8001 > var/fake-cybertip.log 2>&1 &
+  $PY -m devtools.fake_cybertip --port 8001 > var/fake-cybertip.log 2>&1 &
   fake=$!
   trap 'kill $fake 2>/dev/null || true' EXIT
   export TSREVIEW_CYBERTIP_BASE_URL=http://127.0.0.1:8001/ispws TSREVIEW_CYBERTIP_USERNAME=demo TSREVIEW_CYBERTIP_PASSWORD=demo

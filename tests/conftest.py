@@ -1,25 +1,18 @@
 """Personas and fixtures. The suite runs on real PostgreSQL and Redis, never on SQLite."""
 
-import base64
-import io
-import json
 import os
 from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
-from django.core.management import call_command
+from django.test import Client
 from rest_framework.test import APIClient
 
-from reports.demo import synthetic_image
 from reports.models import AuditEvent, Item, Match, Role, Submission
 from tsreview.celery import app as celery_app
 
-TEST_MEDIA_KEY = base64.urlsafe_b64encode(b"k" * 32).decode()
-PASSWORD = "correct horse battery staple"
+from .factories import TEST_MEDIA_KEY, make_confirmed, make_item, make_scanner, make_user, stored_files
 
 
 def pytest_configure(config):
@@ -49,10 +42,6 @@ def media_root(settings, tmp_path):
     celery_app.conf.task_always_eager = eager
 
 
-def stored_files(root: Path) -> list[Path]:
-    return [p for p in Path(root).rglob("*") if p.is_file()] if Path(root).exists() else []
-
-
 @pytest.fixture
 def assert_nothing_stored(media_root):
     def check():
@@ -76,12 +65,6 @@ def broker():
 
 # --- Scanners --------------------------------------------------------------------------------
 
-def make_scanner(name: str) -> str:
-    out = io.StringIO()
-    call_command("create_scanner", name, stdout=out)
-    return out.getvalue().strip()
-
-
 @pytest.fixture
 def scanner_token(db):
     return make_scanner("crawler")
@@ -99,57 +82,7 @@ def api(scanner_token):
     return client
 
 
-def make_metadata(external_id="crawl-2026-11/obj-81723", **overrides) -> dict:
-    """The example document of DESIGN §3."""
-    metadata = {
-        "external_id": external_id,
-        "observed_at": "2026-11-20T12:00:00Z",
-        "matches": [{"hash_type": "pdq", "hash_value": "f8" * 32, "list": "NCMEC", "list_entry_id": "98213",
-                     "distance": 12, "threshold": 31, "label": "A1"}],
-        "provenance": {
-            "source_type": "third_party_dataset",
-            "platform": "Example Photos",
-            "dataset": {"name": "web-images-v3", "vendor": "Acme Data", "version": "2026-09",
-                        "record_id": "shard-0042/1881", "acquired_at": "2026-10-01T00:00:00Z"},
-            "location_url": "https://host.example/img/1881.jpg",
-            "page_url": "https://host.example/gallery/7",
-            "collected_at": "2026-09-14T03:12:00Z",
-            "publicly_available": True,
-            "original_filename": "1881.jpg",
-            "uploaded_at": None,
-            "uploader": {"esp_identifier": None, "screen_name": None, "email": None, "profile_url": None,
-                         "ip_events": [{"ip": "203.0.113.7", "event": "Upload", "at": "2026-09-01T10:00:00Z", "port": 443}],
-                         "device_ids": []},
-        },
-    }
-    metadata.update(overrides)
-    return metadata
-
-
-def upload(data: bytes, content_type="image/jpeg", name="upload.jpg"):
-    from django.core.files.uploadedfile import SimpleUploadedFile
-
-    return SimpleUploadedFile(name, data, content_type=content_type)
-
-
-def push(client, data=None, metadata=None, *, content_type="image/jpeg", raw_metadata=None, seed=1):
-    body = {}
-    if data is not False:
-        body["file"] = upload(synthetic_image(seed) if data is None else data, content_type)
-    if raw_metadata is not None:
-        body["metadata"] = raw_metadata
-    elif metadata is not False:
-        body["metadata"] = json.dumps(make_metadata() if metadata is None else metadata)
-    return client.post("/api/v1/submissions", body, format="multipart")
-
-
 # --- People ----------------------------------------------------------------------------------
-
-def make_user(username: str, role: str):
-    user = get_user_model().objects.create_user(username, f"{username}@example.org", PASSWORD)
-    user.groups.add(Group.objects.get_or_create(name=role)[0])
-    return user
-
 
 @pytest.fixture
 def reviewer(db):
@@ -164,6 +97,20 @@ def second_reviewer(db):
 @pytest.fixture
 def lead(db):
     return make_user("lena", Role.LEAD)
+
+
+@pytest.fixture
+def rita(client, reviewer):
+    """The test client signed in as the reviewer."""
+    client.force_login(reviewer)
+    return client
+
+
+@pytest.fixture
+def lena(client, lead):
+    """The test client signed in as the lead."""
+    client.force_login(lead)
+    return client
 
 
 # --- Browser ---------------------------------------------------------------------------------
@@ -187,30 +134,26 @@ def browser():
         chromium.close()
 
 
+@pytest.fixture
+def login(browser, live_server, transactional_db):
+    """Browser contexts signed in as a user (a session made by Django's test client), closed
+    before the test's database goes away."""
+    contexts = []
+
+    def open_as(user):
+        client = Client()
+        client.force_login(user)
+        context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url)
+        context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+        contexts.append(context)
+        return context.new_page()
+
+    yield open_as
+    for context in contexts:
+        context.close()
+
+
 # --- Items in the queue ------------------------------------------------------------------------
-
-def make_item(seed: int, *, priority=0, metadata=None, size=(320, 240)):
-    """A synthetic item pushed through intake and queued, as a scanner would."""
-    from reports.intake import item_previews_make, submission_create
-    from reports.media import image_inspect
-    from reports.models import Scanner
-    from reports.provenance import MetadataInput
-
-    scanner = Scanner.objects.filter(name="fixture-scanner").first()
-    if scanner is None:
-        make_scanner("fixture-scanner")
-        scanner = Scanner.objects.get(name="fixture-scanner")
-    data = synthetic_image(seed, size=size)
-    validator = MetadataInput(data=metadata or make_metadata(f"fixture/{seed}"))
-    validator.is_valid(raise_exception=True)
-    result = submission_create(scanner=scanner, metadata=validator.validated_data, data=data,
-                               facts=image_inspect(data, claimed_type="image/jpeg"))
-    item = item_previews_make(item_id=result.submission.item_id)
-    if priority:
-        Item.objects.filter(pk=item.pk).update(priority=priority)
-        item.refresh_from_db()
-    return item
-
 
 @pytest.fixture
 def queued_items(db):
@@ -218,24 +161,6 @@ def queued_items(db):
 
 
 # --- Reports -----------------------------------------------------------------------------------
-
-def make_confirmed(seed: int, reviewer, *, metadata=None, reveal=True, classification="A1", annotations=()):
-    """An item confirmed through the real path: claimed, revealed (or not), decided."""
-    from django.test import override_settings
-
-    from reports import decisions, queue, review
-
-    item = make_item(seed, metadata=metadata, priority=1000 + seed)
-    with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0, TSREVIEW_REQUIRE_VIEW_TO_CONFIRM=reveal):
-        claim = queue.item_claim(user=reviewer)
-        assert claim.item_id == item.pk
-        if reveal:
-            review.original_fetch(user=reviewer, item=item, claim=claim, mode="hold")
-        decisions.decision_record(user=reviewer, claim=claim, verdict="confirmed", classification=classification,
-                                  annotations=annotations)
-    item.refresh_from_db()
-    return item
-
 
 @pytest.fixture
 def reporter_settings(settings):
@@ -250,7 +175,7 @@ def reporter_settings(settings):
 @pytest.fixture
 def cybertip(reporter_settings):
     """The fake CyberTipline on a free loopback port, and the settings that point at it."""
-    from .fake_cybertip import FakeCyberTipline
+    from devtools.fake_cybertip import FakeCyberTipline
 
     fake = FakeCyberTipline(slow_seconds=1.5)
     reporter_settings.TSREVIEW_CYBERTIP_BASE_URL = fake.start()
@@ -259,3 +184,16 @@ def cybertip(reporter_settings):
     reporter_settings.TSREVIEW_CYBERTIP_MAX_RETRIES = 3
     yield fake
     fake.stop()
+
+
+@pytest.fixture
+def approved(reviewer, lead, cybertip, django_capture_on_commit_callbacks):
+    """A report approved by the lead; its sending task is captured, not run."""
+    from reports.reporting import drafting, lifecycle
+
+    make_confirmed(1, reviewer, annotations=["generativeAi"])
+    report = drafting.report_draft_build(actor=lead)[0]
+    with django_capture_on_commit_callbacks(execute=False):
+        lifecycle.report_approve(actor=lead, report=report)
+    report.refresh_from_db()
+    return report

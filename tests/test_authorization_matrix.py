@@ -10,12 +10,12 @@ from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
-from reports import queue, review
 from reports.models import Hold, Role, Submission
-
+from reports.review import queue
+from reports.review import reveal as review
 from tsreview.celery import app as celery_app
 
-from .conftest import TEST_MEDIA_KEY, make_confirmed, make_item, make_scanner, make_user
+from .factories import TEST_MEDIA_KEY, make_confirmed, make_item, make_scanner, make_user
 
 PERSONAS = ["anonymous", "holder", "other_reviewer", "lead", "admin", "scanner", "other_scanner"]
 HUMANS = ["holder", "other_reviewer", "lead", "admin"]
@@ -132,7 +132,7 @@ def media_root(settings, world):
 def _world():
     """An item held by one reviewer (revealed once), a confirmed item in a draft report with a
     hold, and a submission of the first scanner."""
-    from reports.reporting import report_draft_build
+    from reports.reporting.drafting import report_draft_build
 
     people = {"holder": make_user("holly", Role.REVIEWER), "other_reviewer": make_user("otto", Role.REVIEWER),
               "lead": make_user("lena", Role.LEAD)}
@@ -149,7 +149,7 @@ def _world():
 
     owner = APIClient()
     owner.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['scanner']}")
-    from .conftest import push
+    from .factories import push
 
     submission = push(owner, seed=77).json()["id"]
     assert Submission.objects.filter(pk=submission).exists()

@@ -13,12 +13,13 @@ from django.db.models import Count
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from reports import decisions, queue
+from devtools.synthetic import synthetic_image
 from reports.audit import audit_record
-from reports.demo import synthetic_image
+from reports.errors import Refused
 from reports.models import AuditEvent, Claim, Decision, Item, Role, Submission
+from reports.review import decisions, queue
 
-from .conftest import make_metadata, push, stored_files
+from .factories import make_metadata, push, stored_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
 THREADS = 32
@@ -107,7 +108,7 @@ def test_an_expired_lease_puts_the_item_back_and_the_next_reviewer_gets_it():
     assert claim.end == Claim.End.EXPIRED
     assert Item.objects.get(pk=item_id).claimed_by == second
     assert AuditEvent.objects.filter(action="claim.expired", subject_id=str(claim.pk)).count() == 1
-    with pytest.raises(decisions.DecisionInvalid):  # the first reviewer's lease is over
+    with pytest.raises(Refused):  # the first reviewer's lease is over
         decisions.decision_record(user=first, claim=claim, verdict="not_csam", reason="benign")
 
 

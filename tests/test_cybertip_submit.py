@@ -1,4 +1,4 @@
-"""Sending approved reports to the fake CyberTipline (tests/fake_cybertip.py): a full
+"""Sending approved reports to the fake CyberTipline (devtools/fake_cybertip.py): a full
 submission, a crash after /submit, a 4100 at /fileinfo, a timeout at /finish. Each ends with
 exactly one finished report or a clean retract, and every call is on record."""
 
@@ -9,30 +9,17 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import override_settings
 
-from reports import decisions, intake, queue, reporting, review, tasks
+from reports import tasks
 from reports.cybertip import submit
+from reports.intake import previews
 from reports.models import ApiCall, AuditEvent, Hold, Report, Submission
+from reports.reporting import drafting, lifecycle
+from reports.review import decisions, queue
+from reports.review import reveal as review
 
-from .conftest import make_confirmed, make_metadata, push
+from .factories import make_confirmed, make_metadata, push
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def lena(client, lead, cybertip):
-    client.force_login(lead)
-    return client
-
-
-@pytest.fixture
-def approved(reviewer, lead, cybertip, django_capture_on_commit_callbacks):
-    """A report approved by the lead; its sending task is captured, not run."""
-    make_confirmed(1, reviewer, annotations=["generativeAi"])
-    report = reporting.report_draft_build(actor=lead)[0]
-    with django_capture_on_commit_callbacks(execute=False):
-        reporting.report_approve(actor=lead, report=report)
-    report.refresh_from_db()
-    return report
 
 
 def steps(report) -> list[str]:
@@ -70,16 +57,16 @@ def test_a_full_submission_finishes_one_report_with_every_call_on_record(
 
 def test_the_scanner_sees_reported_and_the_ncmec_report_id(api, reviewer, lead, cybertip, django_capture_on_commit_callbacks):
     submission_id = push(api, metadata=make_metadata("api/1")).json()["id"]
-    item = intake.item_previews_make(item_id=Submission.objects.get(pk=submission_id).item_id)
+    item = previews.item_previews_make(item_id=Submission.objects.get(pk=submission_id).item_id)
     with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0):
         claim = queue.item_claim(user=reviewer)
         review.original_fetch(user=reviewer, item=item, claim=claim, mode="hold")
         decisions.decision_record(user=reviewer, claim=claim, verdict="confirmed", classification="A1")
     body = api.get(f"/api/v1/submissions/{submission_id}").json()
     assert (body["status"], body["report"]) == ("confirmed", None)
-    report = reporting.report_draft_build(actor=lead)[0]
+    report = drafting.report_draft_build(actor=lead)[0]
     with django_capture_on_commit_callbacks(execute=True):
-        reporting.report_approve(actor=lead, report=report)
+        lifecycle.report_approve(actor=lead, report=report)
     report.refresh_from_db()
     body = api.get(f"/api/v1/submissions/{submission_id}").json()
     assert (body["status"], body["report"]) == ("reported", str(report.ncmec_report_id))
@@ -93,12 +80,12 @@ def test_a_crash_after_submit_resumes_with_the_same_report_id(approved, cybertip
 
     monkeypatch.setattr(submit, "_upload", crash)
     with pytest.raises(WorkerCrash):
-        submit.report_send(report_id=approved.pk)
+        lifecycle.report_send(report_id=approved.pk)
     approved.refresh_from_db()
     opened = approved.ncmec_report_id
     assert opened is not None and approved.state == Report.State.APPROVED
     monkeypatch.setattr(submit, "_upload", real_upload)
-    assert submit.report_send(report_id=approved.pk) == Report.State.FINISHED
+    assert lifecycle.report_send(report_id=approved.pk) == Report.State.FINISHED
     approved.refresh_from_db()
     assert approved.ncmec_report_id == opened
     assert list(cybertip.reports) == [opened] and len(cybertip.finished_reports()) == 1
@@ -109,7 +96,7 @@ def test_a_crash_after_submit_resumes_with_the_same_report_id(approved, cybertip
 def test_a_worker_that_died_holding_the_lease_is_resumed_by_the_sweep(approved, cybertip, monkeypatch):
     monkeypatch.setattr(submit, "_upload", lambda *a, **k: (_ for _ in ()).throw(WorkerCrash()))
     with pytest.raises(WorkerCrash):
-        submit.report_send(report_id=approved.pk)
+        lifecycle.report_send(report_id=approved.pk)
     monkeypatch.undo()
     # A killed process never runs its `finally`: the lease stays until it runs out.
     Report.objects.filter(pk=approved.pk).update(send_lease_until=approved.approved_at)
@@ -121,14 +108,14 @@ def test_a_worker_that_died_holding_the_lease_is_resumed_by_the_sweep(approved, 
 def test_a_second_run_while_one_holds_the_lease_does_nothing(approved, cybertip):
     from django.utils import timezone
 
-    Report.objects.filter(pk=approved.pk).update(send_lease_until=timezone.now() + submit.LEASE)
-    assert submit.report_send(report_id=approved.pk) == Report.State.APPROVED
+    Report.objects.filter(pk=approved.pk).update(send_lease_until=timezone.now() + lifecycle.SEND_LEASE)
+    assert lifecycle.report_send(report_id=approved.pk) == Report.State.APPROVED
     assert not ApiCall.objects.exists()
 
 
 def test_a_4100_at_fileinfo_retracts_the_report_and_the_lead_sees_why(lena, approved, cybertip):
     cybertip.fail("fileinfo", "code:4100")
-    assert submit.report_send(report_id=approved.pk) == Report.State.FAILED
+    assert lifecycle.report_send(report_id=approved.pk) == Report.State.FAILED
     approved.refresh_from_db()
     assert approved.retracted_at and "4100" in approved.failure
     [opened] = cybertip.reports.values()
@@ -187,14 +174,14 @@ def test_an_unexpected_error_stalls_the_report_for_a_lead(approved, cybertip, mo
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(submit, "_upload", broken)
-    assert submit.report_send(report_id=approved.pk) == Report.State.STALLED
+    assert lifecycle.report_send(report_id=approved.pk) == Report.State.STALLED
     approved.refresh_from_db()
     assert "RuntimeError: a bug" in approved.failure and approved.send_lease_until is None
 
 
 def test_refused_credentials_fail_without_opening_a_report(approved, cybertip, settings):
     settings.TSREVIEW_CYBERTIP_PASSWORD = "wrong"
-    assert submit.report_send(report_id=approved.pk) == Report.State.FAILED
+    assert lifecycle.report_send(report_id=approved.pk) == Report.State.FAILED
     approved.refresh_from_db()
     assert "401" in approved.failure and approved.retracted_at is None
     assert steps(approved) == ["status"] and not cybertip.reports
@@ -202,7 +189,7 @@ def test_refused_credentials_fail_without_opening_a_report(approved, cybertip, s
 
 def test_a_report_ncmec_refuses_at_submit_fails_with_nothing_to_retract(approved, cybertip):
     cybertip.fail("submit", "code:4100")
-    assert submit.report_send(report_id=approved.pk) == Report.State.FAILED
+    assert lifecycle.report_send(report_id=approved.pk) == Report.State.FAILED
     approved.refresh_from_db()
     assert approved.ncmec_report_id is None and "4100" in approved.failure
     assert steps(approved) == ["status", "submit"]

@@ -13,13 +13,14 @@ import jsonschema
 import pytest
 from django.db import OperationalError, connection
 
-from reports import intake
-from reports.api import ERROR_BODY
-from reports.demo import synthetic_image
+from devtools.synthetic import synthetic_image
+from reports.api.serializers import ERROR_BODY
+from reports.intake import storage
+from reports.intake import submission as intake
 from reports.models import AuditEvent, Item, Submission
 
-from .conftest import make_metadata, push, stored_files
-from .fault_services import (
+from .factories import make_metadata, push, stored_files
+from .support.fault_services import (
     TcpProxy,
     app_env,
     celery_worker,
@@ -54,7 +55,7 @@ def test_a_worker_killed_in_the_middle_of_a_preview_task_leaves_it_to_the_next_w
     env = app_env(media_root, CELERY_VISIBILITY_TIMEOUT=VISIBILITY_TIMEOUT)
     marker = tmp_path / "task-started"
     first = celery_worker({**env, "TSREVIEW_TEST_STALL_MARKER": str(marker)}, tmp_path / "worker-1.log",
-                          "--include", "tests.fault_hooks")
+                          "--include", "tests.support.fault_hooks")
     processes.append(first)
 
     assert push(api).status_code == 201
@@ -183,13 +184,13 @@ def fail(*args, **kwargs):
 def test_the_database_failing_after_the_file_was_written_removes_the_file_and_stores_nothing(
         api, monkeypatch, assert_nothing_stored, media_root, step):
     written = []
-    put = intake.media_store().put
+    put = storage.media_store().put
 
     def put_and_remember(data, *, kind):
         written.append(put(data, kind=kind))
         return written[-1]
 
-    monkeypatch.setattr(intake.media_store(), "put", put_and_remember)
+    monkeypatch.setattr(storage.media_store(), "put", put_and_remember)
     monkeypatch.setattr(intake, step, fail)
 
     response = push(api)

@@ -22,10 +22,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from reports.demo import synthetic_image
+from devtools.synthetic import synthetic_image
 from reports.models import Item, Submission
 
-from .conftest import push
+from .factories import push
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 # Bounded so the suite stays fast; derandomized so that a failure is reproducible, not a flake.

@@ -9,13 +9,14 @@ from django.contrib.auth.models import Group
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from reports import queue, reporting
-from reports.cybertip.submit import report_send
+from reports.errors import Refused
 from reports.models import AuditEvent, Claim, ExposureDay, Item, Report, ReportFile, Submission, WellnessPolicy
+from reports.reporting import drafting, lifecycle, preservation, selectors
+from reports.reporting.checklist import report_checklist
+from reports.reporting.lifecycle import report_send
+from reports.review import queue
 
-from .conftest import PASSWORD, make_confirmed, make_item, make_metadata, push
-from .test_cybertip_submit import approved  # noqa: F401 - fixture
-from .test_leads import review
+from .factories import PASSWORD, decide_next, make_confirmed, make_item, make_metadata, push
 
 pytestmark = pytest.mark.django_db
 
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.django_db
 
 def test_overturning_a_confirmation_takes_the_file_out_of_its_draft(client, reviewer, lead, reporter_settings):
     item = make_confirmed(1, reviewer)
-    report = reporting.report_draft_build(actor=lead)[0]
+    report = drafting.report_draft_build(actor=lead)[0]
     client.force_login(lead)
     client.post(f"/media/{item.pk}/original/", {"mode": "hold"})
     response = client.post(f"/lead/items/{item.pk}/overturn/", {"verdict": "not_csam", "reason": "adult", "note": "An adult."})
@@ -32,7 +33,7 @@ def test_overturning_a_confirmation_takes_the_file_out_of_its_draft(client, revi
     assert not ReportFile.objects.filter(item=item).exists()
     assert not Report.objects.filter(pk=report.pk).exists()  # the empty draft went too
     assert AuditEvent.objects.filter(action="report.file_removed", item_id=item.pk).exists()
-    assert not reporting.unreported_sightings().filter(item=item).exists()
+    assert not selectors.unreported_sightings().filter(item=item).exists()
 
 
 def test_an_item_in_a_report_being_sent_cannot_be_overturned(client, lead, approved):  # noqa: F811
@@ -47,12 +48,12 @@ def test_an_item_in_a_report_being_sent_cannot_be_overturned(client, lead, appro
 
 def test_a_file_that_no_longer_stands_confirmed_blocks_approval(reviewer, lead, reporter_settings, settings):
     item = make_confirmed(1, reviewer)
-    report = reporting.report_draft_build(actor=lead)[0]
+    report = drafting.report_draft_build(actor=lead)[0]
     Item.objects.filter(pk=item.pk).update(purged_at="2026-01-01T00:00:00Z")
-    checklist = reporting.report_checklist(report)
+    checklist = report_checklist(report)
     assert checklist.blocking and "media was destroyed" in checklist.files[0].problem
-    with pytest.raises(reporting.ReportInvalid):
-        reporting.report_approve(actor=lead, report=report)
+    with pytest.raises(Refused):
+        lifecycle.report_approve(actor=lead, report=report)
 
 
 def test_a_file_that_was_never_approved_is_never_sent(approved, cybertip, reviewer, lead):  # noqa: F811
@@ -67,7 +68,7 @@ def test_a_file_that_was_never_approved_is_never_sent(approved, cybertip, review
 
 def test_an_invalid_move_moves_nothing(client, reviewer, lead, reporter_settings):
     make_confirmed(1, reviewer)
-    report = reporting.report_draft_build(actor=lead)[0]
+    report = drafting.report_draft_build(actor=lead)[0]
     report_file = report.files.get()
     client.force_login(lead)
     response = client.post(f"/reports/files/{report_file.pk}/move/", {})
@@ -78,10 +79,10 @@ def test_an_invalid_move_moves_nothing(client, reviewer, lead, reporter_settings
 
 def test_the_same_bytes_pushed_after_a_purge_come_back_for_review_and_reporting(api, reviewer, lead, reporter_settings,
                                                                                 django_capture_on_commit_callbacks):
-    from reports.demo import synthetic_image
+    from devtools.synthetic import synthetic_image
 
     item = make_confirmed(1, reviewer)
-    reporting.material_destroy(actor=lead, item=item, reason="Retention test")
+    preservation.material_destroy(actor=lead, item=item, reason="Retention test")
     data = synthetic_image(1, size=(320, 240))  # make_item's bytes for seed 1
     with django_capture_on_commit_callbacks(execute=True):
         response = push(api, data, metadata=make_metadata("again/1"))
@@ -90,7 +91,7 @@ def test_the_same_bytes_pushed_after_a_purge_come_back_for_review_and_reporting(
     assert item.purged_at is None and item.previews and item.state == Item.State.DECIDED
     assert AuditEvent.objects.filter(action="item.restored", item_id=item.pk).exists()
     again = Submission.objects.get(external_id="again/1")
-    assert reporting.unreported_sightings().filter(pk=again.pk).exists()
+    assert selectors.unreported_sightings().filter(pk=again.pk).exists()
 
 
 # --- Sign-in -----------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ def test_a_password_only_session_after_enrolment_elsewhere_signs_out_instead_of_
 def test_a_lead_at_the_cap_is_told_so_when_taking_an_escalation(client, lead, reviewer, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     make_item(1)
-    review(reviewer, "escalated", note="unsure")
+    decide_next(reviewer, "escalated", note="unsure")
     ExposureDay.objects.create(user=lead, day=timezone.localdate(),
                                unblurred_seconds=WellnessPolicy.current().daily_cap_seconds)
     client.force_login(lead)
@@ -148,7 +149,7 @@ def test_a_lead_at_the_cap_is_told_so_when_taking_an_escalation(client, lead, re
 def test_exported_notes_cannot_become_spreadsheet_formulas(client, lead, reviewer, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     make_item(1)
-    review(reviewer, "escalated", note='=HYPERLINK("https://evil.example","x")')
+    decide_next(reviewer, "escalated", note='=HYPERLINK("https://evil.example","x")')
     client.force_login(lead)
     rows = list(csv.DictReader(io.StringIO(b"".join(client.get("/lead/decisions.csv").streaming_content).decode())))
     assert rows[0]["note"].startswith("'=HYPERLINK")
@@ -182,11 +183,11 @@ def test_giving_someone_a_role_in_the_admin_is_audited(client, reviewer):
 
 def test_a_restored_item_whose_preview_task_was_lost_gets_its_previews_from_the_sweep(
         api, reviewer, lead, reporter_settings, django_capture_on_commit_callbacks):
-    from reports.demo import synthetic_image
+    from devtools.synthetic import synthetic_image
     from reports.tasks import derivatives_sweep
 
     item = make_confirmed(1, reviewer)
-    reporting.material_destroy(actor=lead, item=item, reason="Retention test")
+    preservation.material_destroy(actor=lead, item=item, reason="Retention test")
     with django_capture_on_commit_callbacks(execute=False):  # the broker lost the task
         assert push(api, synthetic_image(1, size=(320, 240)), metadata=make_metadata("again/1")).status_code == 201
     item.refresh_from_db()

@@ -12,13 +12,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reports import queue
+from reports.intake.storage import media_store
 from reports.models import AuditEvent, Item, Submission
-from reports.storage import media_store
+from reports.review import queue
 
-from . import hostile_media
-from .conftest import make_metadata, push, stored_files
-from .hostile_media import ACCEPTED, REJECTED
+from .factories import make_metadata, push, stored_files
+from .support import hostile_media
+from .support.hostile_media import ACCEPTED, REJECTED
 
 pytestmark = pytest.mark.django_db
 PREVIEWS = {"thumb", "inspect-1", "inspect-2", "inspect-3"}
@@ -105,7 +105,7 @@ MEASURE = """
 import json, sys
 import django
 django.setup()
-from reports.media import MediaRejected, image_inspect, previews_make
+from reports.intake.media import MediaRejected, image_inspect, previews_make
 
 def peak_kb():
     # VmHWM belongs to this process's memory alone; ru_maxrss would include the parent's

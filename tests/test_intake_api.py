@@ -7,13 +7,13 @@ import pytest
 from django.core.management import call_command
 from PIL import Image
 
-from reports.api_auth import token_hash
+from devtools.synthetic import synthetic_image
+from reports.api.auth import token_hash
 from reports.audit import audit_verify
-from reports.demo import synthetic_image
+from reports.intake.storage import media_store
 from reports.models import AuditEvent, Item, Match, Scanner, Submission
-from reports.storage import media_store
 
-from .conftest import make_metadata, push, stored_files
+from .factories import make_metadata, push, stored_files
 
 pytestmark = pytest.mark.django_db
 

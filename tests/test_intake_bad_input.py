@@ -10,9 +10,9 @@ import zlib
 import pytest
 from PIL import Image
 
-from reports.demo import synthetic_image
+from devtools.synthetic import synthetic_image
 
-from .conftest import make_metadata, push
+from .factories import make_metadata, push
 
 pytestmark = pytest.mark.django_db
 
@@ -154,7 +154,7 @@ def test_decompression_bomb_is_refused_on_its_header_without_using_much_memory(t
     script = f"""
 import django
 django.setup()
-from reports.media import MediaRejected, image_inspect
+from reports.intake.media import MediaRejected, image_inspect
 
 def peak_kb():  # this process's own high-water mark (ru_maxrss would include the parent's)
     return int(next(l.split()[1] for l in open("/proc/self/status") if l.startswith("VmHWM")))

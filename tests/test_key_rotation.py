@@ -7,10 +7,10 @@ from unittest import mock
 import pytest
 from django.core.management import call_command
 
+from reports.intake.storage import MediaStore, media_store
 from reports.models import AuditEvent, Item
-from reports.storage import MediaStore, media_store
 
-from .conftest import TEST_MEDIA_KEY, make_item
+from .factories import TEST_MEDIA_KEY, make_item
 
 pytestmark = pytest.mark.django_db
 NEW_KEY = base64.urlsafe_b64encode(b"n" * 32).decode()

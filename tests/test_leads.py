@@ -10,25 +10,15 @@ from django.core.management.base import CommandError
 from django.db import IntegrityError, InternalError, ProgrammingError, connection, transaction
 from django.utils import timezone
 
-from reports import queue
-from reports.decisions import decision_record
 from reports.models import AuditEvent, Claim, Decision, ExposureDay, Item, WellnessPolicy
-from reports.review import original_fetch
+from reports.review import queue
+from reports.review.decisions import decision_record
+from reports.review.reveal import original_fetch
 
-from .conftest import make_item, make_metadata, make_user
+from .factories import decide_next, make_item, make_metadata, make_user
 
 pytestmark = pytest.mark.django_db
 REFUSED = (InternalError, ProgrammingError, IntegrityError)
-
-
-def review(user, verdict="confirmed", *, stages=(Claim.Stage.QA, Claim.Stage.REVIEW), reveal=True, **fields) -> Decision:
-    """One person claims the next item, looks at it, and decides: the real path."""
-    claim = queue.item_claim(user=user, stages=stages)
-    assert claim is not None
-    if reveal:
-        original_fetch(user=user, item=claim.item, claim=claim, mode="hold")
-    defaults = {"confirmed": {"classification": "A1"}, "not_csam": {"reason": "benign"}, "escalated": {"note": "unsure"}}
-    return decision_record(user=user, claim=claim, verdict=verdict, **{**defaults[verdict], **fields})
 
 
 # --- The audit log ------------------------------------------------------------------------------
@@ -36,7 +26,7 @@ def review(user, verdict="confirmed", *, stages=(Claim.Stage.QA, Claim.Stage.REV
 def test_verify_audit_passes_on_an_intact_chain(reviewer, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     make_item(1)
-    review(reviewer)
+    decide_next(reviewer)
     out = io.StringIO()
     call_command("verify_audit", stdout=out)
     assert f"intact: {AuditEvent.objects.count()} events" in out.getvalue()
@@ -51,7 +41,7 @@ def test_verify_audit_passes_on_an_intact_chain(reviewer, settings):
 def test_the_database_refuses_to_change_audit_events_and_decisions(reviewer, settings, sql):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     make_item(1)
-    review(reviewer)
+    decide_next(reviewer)
     with pytest.raises(REFUSED, match="append-only"):
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(sql)
@@ -69,7 +59,7 @@ def tamper(sql):
 def test_verify_audit_names_the_first_altered_event(reviewer, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     make_item(1)
-    review(reviewer)
+    decide_next(reviewer)
     target = AuditEvent.objects.get(action="decision.recorded")
     tamper(f"UPDATE reports_auditevent SET data = '{{\"verdict\": \"not_csam\"}}' WHERE id = {target.pk}")
     with pytest.raises(CommandError, match=f"broken at event {target.pk}"):
@@ -111,7 +101,7 @@ def test_lead_pages_are_for_leads_only(client, reviewer, lead, url):
 def test_reviewers_cannot_overturn_or_take_escalations(client, reviewer, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     make_item(1)
-    decision = review(reviewer)
+    decision = decide_next(reviewer)
     client.force_login(reviewer)
     response = client.post(f"/lead/items/{decision.item_id}/overturn/", {"verdict": "not_csam", "reason": "adult", "note": "x"})
     assert response.status_code == 404
@@ -129,8 +119,8 @@ def history(reviewer, second_reviewer, settings):
     crawl["provenance"] = {"source_type": "web_crawl", "page_url": "https://host.example/p"}
     crawl["matches"][0]["list"] = "IWF"
     make_item(1), make_item(2, metadata=crawl), make_item(3), make_item(4)
-    return [review(reviewer, classification="A1"), review(reviewer, "not_csam", reason="adult"),
-            review(second_reviewer, classification="B2"), review(second_reviewer, "escalated", note="age?")]
+    return [decide_next(reviewer, classification="A1"), decide_next(reviewer, "not_csam", reason="adult"),
+            decide_next(second_reviewer, classification="B2"), decide_next(second_reviewer, "escalated", note="age?")]
 
 
 @pytest.mark.parametrize("query, expected", [
@@ -187,7 +177,7 @@ def test_the_csv_export_streams_the_same_filter_and_is_audited(client, lead, his
 def test_the_item_timeline_tells_what_happened_in_order(client, lead, reviewer, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     make_item(1)
-    decision = review(reviewer)
+    decision = decide_next(reviewer)
     client.force_login(lead)
     response = client.get(f"/lead/items/{decision.item_id}/")
     actions = [e["action"] for e in response.context["timeline"]]
@@ -201,7 +191,7 @@ def test_the_item_timeline_tells_what_happened_in_order(client, lead, reviewer, 
 def test_an_overturn_is_a_new_decision_that_supersedes_the_old(client, lead, reviewer, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     make_item(1)
-    original = review(reviewer)
+    original = decide_next(reviewer)
     client.force_login(lead)
     response = client.post(f"/lead/items/{original.item_id}/overturn/",
                            {"verdict": "not_csam", "reason": "adult", "note": "Adult; verified with the source."})
@@ -217,7 +207,7 @@ def test_an_overturn_is_a_new_decision_that_supersedes_the_old(client, lead, rev
 def test_an_overturn_needs_a_reason_and_a_confirmation_needs_the_leads_own_look(client, lead, reviewer, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     make_item(1)
-    original = review(reviewer, "not_csam", reason="benign")
+    original = decide_next(reviewer, "not_csam", reason="benign")
     client.force_login(lead)
     url = f"/lead/items/{original.item_id}/overturn/"
     assert client.post(url, {"verdict": "confirmed", "classification": "A1", "note": ""}).status_code == 400
@@ -233,7 +223,7 @@ def test_an_overturn_needs_a_reason_and_a_confirmation_needs_the_leads_own_look(
 def test_sampled_decisions_get_a_blind_second_review_by_someone_else(client, reviewer, second_reviewer, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 100
     item = make_item(1)
-    review(reviewer, classification="A2")
+    decide_next(reviewer, classification="A2")
     assert Item.objects.get(pk=item.pk).state == Item.State.QA
     assert queue.item_claim(user=reviewer) is None  # never the first reviewer
     claim = queue.item_claim(user=second_reviewer)
@@ -249,9 +239,9 @@ def test_sampled_decisions_get_a_blind_second_review_by_someone_else(client, rev
 def test_a_qa_disagreement_goes_to_a_lead_who_decides(client, reviewer, second_reviewer, lead, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 100
     item = make_item(1)
-    review(reviewer, classification="A1")
+    decide_next(reviewer, classification="A1")
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
-    review(second_reviewer, "not_csam", reason="adult")
+    decide_next(second_reviewer, "not_csam", reason="adult")
     assert Item.objects.get(pk=item.pk).state == Item.State.ESCALATED
     client.force_login(lead)
     assert "QA disagreed" in client.get("/lead/escalations/").content.decode()
@@ -270,7 +260,7 @@ def test_a_qa_disagreement_goes_to_a_lead_who_decides(client, reviewer, second_r
 def test_unsure_items_wait_for_a_lead_in_the_escalation_queue(client, reviewer, lead, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     item = make_item(1)
-    review(reviewer, "escalated", note="Could be an adult.")
+    decide_next(reviewer, "escalated", note="Could be an adult.")
     client.force_login(lead)
     page = client.get("/lead/escalations/").content.decode()
     assert f"item {item.pk}" in page and "reviewer unsure" in page and "Could be an adult." in page
@@ -282,11 +272,11 @@ def test_unsure_items_wait_for_a_lead_in_the_escalation_queue(client, reviewer, 
 def test_reviewer_stats_count_decisions_agreement_and_overturns(client, reviewer, second_reviewer, lead, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 100
     make_item(1), make_item(2)
-    review(reviewer, classification="A1")  # item 1 → QA
-    review(reviewer, "not_csam", reason="benign")  # item 2 → QA
+    decide_next(reviewer, classification="A1")  # item 1 → QA
+    decide_next(reviewer, "not_csam", reason="benign")  # item 2 → QA
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
-    review(second_reviewer, classification="A1")  # agrees
-    disagreeing = review(second_reviewer, classification="B1")  # disagrees → lead
+    decide_next(second_reviewer, classification="A1")  # agrees
+    disagreeing = decide_next(second_reviewer, classification="B1")  # disagrees → lead
     client.force_login(lead)
     client.post(f"/media/{disagreeing.item_id}/original/", {"mode": "hold"})
     client.post(f"/lead/items/{disagreeing.item_id}/overturn/", {"verdict": "confirmed", "classification": "B1", "note": "x"})

@@ -5,9 +5,7 @@ from playwright.sync_api import expect
 
 from reports.models import AuditEvent, Decision, Item
 
-from .conftest import make_item
-from .test_leads import review
-from .test_review_browser import login  # noqa: F401 - the signed-in browser fixture
+from .factories import decide_next, make_item
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -15,8 +13,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_a_lead_filters_the_log_opens_a_timeline_and_overturns(login, lead, reviewer, second_reviewer, settings):  # noqa: F811
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     make_item(1), make_item(2)
-    wrong = review(reviewer, classification="A1")
-    review(second_reviewer, "not_csam", reason="adult")
+    wrong = decide_next(reviewer, classification="A1")
+    decide_next(second_reviewer, "not_csam", reason="adult")
     page = login(lead)
     page.goto("/lead/decisions/")
     expect(page.locator("#decisions tbody tr")).to_have_count(2)

@@ -6,8 +6,7 @@ from playwright.sync_api import expect
 
 from reports.models import ApiCall, AuditEvent, Hold, Report
 
-from .conftest import make_confirmed, make_metadata
-from .test_review_browser import login  # noqa: F401 - the signed-in browser fixture
+from .factories import make_confirmed, make_metadata
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 

@@ -8,18 +8,14 @@ from django.conf import settings as django_settings
 from django.test import override_settings
 from django.utils import timezone
 
-from reports import decisions, queue, reporting, tasks
+from reports import tasks
 from reports.models import AuditEvent, Decision, Hold, Item, Report
+from reports.reporting import drafting, lifecycle, preservation
+from reports.review import decisions, queue
 
-from .conftest import make_confirmed, make_item
+from .factories import make_confirmed, make_item
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def lena(client, lead):
-    client.force_login(lead)
-    return client
 
 
 def media_exists(item: Item, media_root) -> bool:
@@ -33,9 +29,9 @@ def media_gone(item: Item, media_root) -> bool:
 
 def finished_report(seed, reviewer, lead, capture) -> Report:
     make_confirmed(seed, reviewer, metadata=None)
-    report = reporting.report_draft_build(actor=lead)[0]
+    report = drafting.report_draft_build(actor=lead)[0]
     with capture(execute=True):
-        reporting.report_approve(actor=lead, report=report)
+        lifecycle.report_approve(actor=lead, report=report)
     report.refresh_from_db()
     assert report.state == Report.State.FINISHED
     return report
@@ -65,7 +61,7 @@ def test_finishing_a_report_holds_each_item_for_a_year(reviewer, lead, cybertip,
 def test_retention_purges_decided_media_that_nobody_needs(reviewer, media_root):
     item = not_csam(1, reviewer)
     assert media_exists(item, media_root)
-    assert reporting.retention_purge(now=days_later(django_settings.TSREVIEW_RETENTION_DAYS + 1)) == 1
+    assert preservation.retention_purge(now=days_later(django_settings.TSREVIEW_RETENTION_DAYS + 1)) == 1
     item.refresh_from_db()
     assert item.purged_at and media_gone(item, media_root)
     assert Decision.objects.filter(item=item).count() == 1 and item.submissions.count() == 1  # the record stays
@@ -75,25 +71,25 @@ def test_retention_purges_decided_media_that_nobody_needs(reviewer, media_root):
 
 def test_recent_decisions_are_kept(reviewer, media_root):
     item = not_csam(1, reviewer)
-    assert reporting.retention_purge(now=days_later(1)) == 0
+    assert preservation.retention_purge(now=days_later(1)) == 0
     assert media_exists(item, media_root)
 
 
 def test_retention_never_touches_held_material(reviewer, lead, cybertip, media_root, django_capture_on_commit_callbacks):
     report = finished_report(1, reviewer, lead, django_capture_on_commit_callbacks)
     item = report.files.get().item
-    assert reporting.retention_purge(now=days_later(364)) == 0
+    assert preservation.retention_purge(now=days_later(364)) == 0
     assert media_exists(item, media_root) and not AuditEvent.objects.filter(action="material.purged").exists()
-    assert reporting.retention_purge(now=days_later(366)) == 1  # the hold has ended
+    assert preservation.retention_purge(now=days_later(366)) == 1  # the hold has ended
     assert media_gone(item, media_root)
 
 
 def test_retention_keeps_confirmed_items_until_they_are_reported(reviewer, lead, reporter_settings, media_root):
     unreported = make_confirmed(1, reviewer)
     later = days_later(django_settings.TSREVIEW_RETENTION_DAYS + 30)
-    assert reporting.retention_purge(now=later) == 0
-    reporting.report_draft_build(actor=lead)  # now in a draft: still needed
-    assert reporting.retention_purge(now=later) == 0
+    assert preservation.retention_purge(now=later) == 0
+    drafting.report_draft_build(actor=lead)  # now in a draft: still needed
+    assert preservation.retention_purge(now=later) == 0
     assert media_exists(unreported, media_root)
 
 
@@ -114,7 +110,7 @@ def test_a_lead_extends_a_hold_with_a_reason(lena, reviewer, lead, cybertip, dja
     event = AuditEvent.objects.get(action="hold.extended")
     assert event.actor_name == "lena" and event.data["reason"] == "Police preservation request 2026-118"
     assert event.data["old"].startswith(old_until.date().isoformat())
-    assert reporting.retention_purge(now=days_later(400)) == 0
+    assert preservation.retention_purge(now=days_later(400)) == 0
 
 
 @pytest.mark.parametrize("body,message", [
@@ -160,9 +156,9 @@ def test_material_is_not_destroyed_without_a_reason(lena, reviewer, media_root):
 def test_material_of_a_report_being_sent_is_not_destroyed(lena, reviewer, lead, cybertip, media_root,
                                                            django_capture_on_commit_callbacks):
     make_confirmed(1, reviewer)
-    report = reporting.report_draft_build(actor=lead)[0]
+    report = drafting.report_draft_build(actor=lead)[0]
     with django_capture_on_commit_callbacks(execute=False):
-        reporting.report_approve(actor=lead, report=report)
+        lifecycle.report_approve(actor=lead, report=report)
     item = report.files.get().item
     response = lena.post(f"/reports/items/{item.pk}/destroy/", {"reason": "request"}, follow=True)
     assert "being sent" in response.content.decode()
@@ -182,7 +178,7 @@ def test_a_reviewer_can_neither_extend_holds_nor_destroy_material(client, review
 
 def test_destroyed_media_answers_404_and_the_records_stay(client, lead, reviewer):
     item = make_confirmed(60, reviewer)
-    reporting.material_destroy(actor=lead, item=item, reason="Police request 2026/118")
+    preservation.material_destroy(actor=lead, item=item, reason="Police request 2026/118")
     client.force_login(lead)
     assert client.get(f"/media/{item.pk}/preview/thumb/").status_code == 404
     assert client.post(f"/media/{item.pk}/original/", {"mode": "hold"}).status_code == 404

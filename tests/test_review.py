@@ -10,18 +10,12 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
+from reports.intake.storage import media_store
 from reports.models import AuditEvent, Claim, Decision, ExposureDay, Item, ReviewerSettings, Role, ViewEvent, WellnessPolicy
-from reports.storage import media_store
 
-from .conftest import make_item
+from .factories import make_item
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def rita(client, reviewer):
-    client.force_login(reviewer)
-    return client
 
 
 def claim(client) -> Item | None:

@@ -3,33 +3,13 @@
 import re
 
 import pytest
-from django.test import Client
 from playwright.sync_api import expect
 
 from reports.models import AuditEvent, Decision, Item, ReviewerSettings, ViewEvent
 
-from .conftest import make_item
+from .factories import make_item
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def login(browser, live_server, transactional_db):
-    """Browser contexts signed in as a user (a session made by Django's test client), closed
-    before the test's database goes away."""
-    contexts = []
-
-    def open_as(user):
-        client = Client()
-        client.force_login(user)
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url)
-        context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_as
-    for context in contexts:
-        context.close()
 
 
 def start_review(page) -> int:
@@ -45,11 +25,13 @@ def media_src(page) -> str:
 
 
 def wait_revealed(page):
-    expect(page.locator("#media")).to_have_attribute("src", re.compile(r"^blob:"), timeout=5000)
+    # The original is drawn on its own canvas over the preview, which stays loaded underneath.
+    expect(page.locator("#original")).to_be_visible(timeout=5000)
 
 
 def wait_blurred(page, timeout=5000):
-    expect(page.locator("#media")).to_have_attribute("src", re.compile(r"/preview/inspect-\d/$"), timeout=timeout)
+    expect(page.locator("#original")).to_be_hidden(timeout=timeout)
+    expect(page.locator("#media")).to_have_attribute("src", re.compile(r"/preview/inspect-\d/$"))
 
 
 def wait_for_db(predicate, page, seconds=5):

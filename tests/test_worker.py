@@ -11,7 +11,7 @@ from django.db import connection
 
 from reports.models import AuditEvent, Item
 
-from .conftest import TEST_MEDIA_KEY, push
+from .factories import TEST_MEDIA_KEY, push
 
 
 def worker_env(media_root) -> dict:

@@ -32,7 +32,12 @@ def database_from_url(url):
     parts = urlparse(url)
     if parts.scheme == "sqlite":
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / path if path else ":memory:"}
+        # The embedded default serves one team's pages from one process: WAL lets reads go on
+        # while one write commits; IMMEDIATE takes the write lock when a transaction starts
+        # (no "database is locked" halfway through); the timeout lets writers queue briefly.
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / path if path else ":memory:",
+                "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20,
+                            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"}}
     if parts.scheme in ("postgres", "postgresql"):
         return {
             "ENGINE": "django.db.backends.postgresql",
@@ -74,14 +79,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "reports.middleware.SecurityHeadersMiddleware",
+    "tsreview.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
-    "reports.middleware.NullOriginMiddleware",
+    "tsreview.middleware.NullOriginMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
-    "reports.middleware.TwoFactorMiddleware",
+    "accounts.middleware.TwoFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
@@ -100,7 +105,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "reports.views.nav_context",
+                "reports.web.context.nav_context",
             ],
         },
     },
@@ -265,11 +270,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["reports.api_auth.ScannerTokenAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["reports.api_auth.IsScanner"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["reports.api.auth.ScannerTokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["reports.api.auth.IsScanner"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "EXCEPTION_HANDLER": "reports.api_errors.exception_handler",
+    "EXCEPTION_HANDLER": "reports.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],

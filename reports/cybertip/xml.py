@@ -2,7 +2,8 @@
 against NCMEC's schema (plus the rules its documentation states) before anything is sent.
 
 DESIGN §4 maps provenance to elements. Nothing here invents a value: a field the provenance
-lacks is left out, never defaulted.
+lacks is left out, never defaulted. Documents only: what the files are and which decision
+stands is read by the callers (reporting) and by the stages below.
 """
 
 import functools
@@ -11,24 +12,17 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from django.conf import settings
-from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from lxml import etree
 
+from ..intake.provenance import SOURCE_TEXT, dataset_text, upload_event, uploader_identity
 from ..models import Decision, Item, Report, ReportFile
+from ..review.decisions import file_viewed, standing_decision
 
 FILE_ANNOTATIONS = {"animeDrawingVirtualHentai", "potentialMeme", "viral", "possibleSelfProduction", "physicalHarm",
                     "violenceGore", "bestiality", "liveStreaming", "infant", "generativeAi"}
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
-SOURCE_TEXT = {
-    "user_upload": "uploaded by a user of our service",
-    "storage_scan": "found in storage on our service",
-    "web_crawl": "found by our crawler on the public web, not uploaded by a user of our service",
-    "third_party_dataset": "found in a third-party dataset (such as AI training data) that we obtained from a "
-                           "vendor, not uploaded by a user of our service",
-    "other": "found outside our users' content",
-}
 # Lengths the documentation sets and the schema does not.
 MAX_TEXT = 3000
 PLACEHOLDER_REPORT_ID, PLACEHOLDER_FILE_ID = 0, "pending"
@@ -165,38 +159,10 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _standing_queryset():
-    return Decision.objects.exclude(verdict=Decision.Verdict.ESCALATED).order_by("-decided_at", "-id")
-
-
-def standing_decision(item: Item) -> Decision | None:
-    """The item's standing verdict: its latest decision that is not an escalation."""
-    if hasattr(item, "standing_decisions"):  # prefetched by report_files()
-        return item.standing_decisions[0] if item.standing_decisions else None
-    return _standing_queryset().filter(item=item).first()
-
-
-def report_files(report: Report):
-    """A report's files with everything the documents and the checklist read, in a constant
-    number of queries (a 500-file report made 1,500 queries before)."""
-    return report.files.select_related("submission", "item").prefetch_related(
-        "submission__matches", "attestations",
-        Prefetch("item__decisions", queryset=_standing_queryset(), to_attr="standing_decisions"))
-
-
-def viewed_by_reviewer(decision: Decision | None) -> bool:
-    """fileViewedByEsp: true only when the reviewer whose confirmation stands revealed this file."""
-    return bool(decision and decision.verdict == Decision.Verdict.CONFIRMED and decision.viewed_unblurred)
-
-
-def uploader_identity(provenance: dict) -> dict:
-    uploader = provenance.get("uploader") or {}
-    return {k: uploader.get(k) for k in ("esp_identifier", "screen_name", "email", "profile_url") if uploader.get(k)}
-
-
-def report_document(report: Report) -> etree._Element:
-    """The `report` document (the body of /submit), children in the schema's order."""
-    files = list(report_files(report))
+def report_document(report: Report, files: list[ReportFile]) -> etree._Element:
+    """The `report` document (the body of /submit), children in the schema's order. `files`
+    are the report's files as reporting.selectors.report_files reads them."""
+    files = list(files)
     root = etree.Element("report")
     summary = etree.SubElement(root, "incidentSummary")
     _add(summary, "incidentType", report.incident_type)
@@ -239,7 +205,7 @@ def _reporter(root) -> None:
                settings.TSREVIEW_CONTACT_PHONE, settings.TSREVIEW_CONTACT_EMAIL]
     if any(contact):
         person = etree.SubElement(reporter, "contactPerson")
-        for tag, value in zip(("firstName", "lastName", "phone", "email"), contact):
+        for tag, value in zip(("firstName", "lastName", "phone", "email"), contact, strict=True):
             _add(person, tag, value)
 
 
@@ -296,7 +262,7 @@ def file_details_document(report_file: ReportFile, *, report_id=PLACEHOLDER_REPO
     _add(root, "originalFileName", provenance.get("original_filename"))
     _add(root, "uploadedToEspTimestamp", _time(provenance.get("uploaded_at")))
     _add(root, "locationOfFile", provenance.get("location_url"))
-    _add(root, "fileViewedByEsp", viewed_by_reviewer(decision))
+    _add(root, "fileViewedByEsp", file_viewed(decision))
     _add(root, "publiclyAvailable", provenance.get("publicly_available"))
     _add(root, "fileRelevance", "Reported")
     annotations = sorted(set(decision.annotations if decision else []) & FILE_ANNOTATIONS)
@@ -308,7 +274,7 @@ def file_details_document(report_file: ReportFile, *, report_id=PLACEHOLDER_REPO
         _add(root, "industryClassification", decision.classification)
     for name, value in (("MD5", item.md5), ("SHA1", item.sha1), ("SHA256", item.sha256)):
         _add(root, "originalFileHash", value, hashType=name)
-    upload = next((e for e in (provenance.get("uploader") or {}).get("ip_events") or [] if e.get("event") == "Upload"), None)
+    upload = upload_event(provenance)
     if upload:
         _ip_event(root, upload)
     _match_details(root, report_file)
@@ -349,13 +315,6 @@ def file_info_text(report_file: ReportFile, decision: Decision | None) -> str:
     for a in report_file.attestations.all():
         lines.append(f"Not available: {a.field} (attested by {a.attested_by_name}: {a.reason}).")
     return " ".join(lines)
-
-
-def dataset_text(dataset: dict) -> str:
-    facts = [f"{label} {dataset[key]}" for key, label in (
-        ("name", "name"), ("version", "version"), ("vendor", "vendor"), ("record_id", "record"),
-        ("acquired_at", "acquired"), ("vendor_source", "the vendor got it from")) if dataset.get(key)]
-    return "Dataset: " + ", ".join(facts) + "."
 
 
 def fill_ids(details_xml: str, *, report_id: int, file_id: str) -> etree._Element:

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from reports.api_auth import token_hash, token_new
+from reports.api.auth import token_hash, token_new
 from reports.audit import audit_record
 from reports.models import Scanner
 

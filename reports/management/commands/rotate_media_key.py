@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 
 from reports.audit import audit_record
-from reports.storage import media_store
+from reports.intake.storage import media_store
 
 
 class Command(BaseCommand):

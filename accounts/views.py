@@ -1,0 +1,150 @@
+"""Signing in: password, then a TOTP code; throttled from the audit log; every attempt audited."""
+
+from datetime import timedelta
+
+import qrcode
+import qrcode.image.svg
+from django import forms
+from django.conf import settings
+from django.contrib.auth import logout as auth_logout
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import AuthenticationForm, UsernameField
+from django.db import transaction
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from django_otp import login as otp_login
+from django_otp import match_token
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from reports.audit import audit_record
+from reports.models import AuditEvent
+
+
+def _client_ip(request) -> str:
+    """The client's address: behind the trusted proxies (TSREVIEW_TRUSTED_PROXIES), the last
+    address in X-Forwarded-For that is not one of them."""
+    address = request.META.get("REMOTE_ADDR", "")
+    trusted = set(settings.TSREVIEW_TRUSTED_PROXIES)
+    if address in trusted:
+        for hop in reversed([h.strip() for h in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if h.strip()]):
+            if hop not in trusted:
+                return hop[:64]
+    return address
+
+
+def _username(raw: str) -> str:
+    """The name as sign-in reads it (stripped, NFKC): "ｒｉｔａ " counts as "rita"."""
+    return (UsernameField().to_python(raw) or "")[:150]
+
+
+def login_locked(*, username: str, ip: str) -> bool:
+    """Too many recent failed sign-ins for this name or from this address."""
+    since = timezone.now() - timedelta(minutes=settings.TSREVIEW_LOGIN_LOCKOUT_MINUTES)
+    failures = AuditEvent.objects.filter(action="user.login_failed", at__gte=since)
+    return (failures.filter(data__username=username).count() >= settings.TSREVIEW_LOGIN_FAILURES_PER_USER
+            or failures.filter(data__ip=ip).count() >= settings.TSREVIEW_LOGIN_FAILURES_PER_IP)
+
+
+class LoginForm(AuthenticationForm):
+    token = forms.CharField(required=False, max_length=8, label="Authenticator code",
+                            widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        user = self.get_user()
+        self.otp_device = None
+        if user is not None and TOTPDevice.objects.filter(user=user, confirmed=True).exists():
+            token = (cleaned.get("token") or "").strip()
+            if not token:
+                raise forms.ValidationError("Enter the code from your authenticator app.", code="token_required")
+            self.otp_device = match_token(user, token)
+            if self.otp_device is None:
+                raise forms.ValidationError("That code is not right, or has expired.", code="invalid_token")
+        return cleaned
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login with a second factor, throttling, and every attempt in the audit log."""
+
+    form_class = LoginForm
+    redirect_authenticated_user = True
+
+    def post(self, request, *args, **kwargs):
+        username = _username(request.POST.get("username", ""))
+        if login_locked(username=username, ip=_client_ip(request)):
+            with transaction.atomic():
+                audit_record(actor=None, action="user.login_throttled", data={"username": username, "ip": _client_ip(request)})
+            message = f"Too many failed sign-ins. Try again in {settings.TSREVIEW_LOGIN_LOCKOUT_MINUTES} minutes."
+            context = self.get_context_data(form=self.form_class(request=request), throttled=message)
+            return self.render_to_response(context, status=429)
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "two_factor_required": settings.TSREVIEW_REQUIRE_2FA}
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        if form.otp_device is not None:
+            otp_login(self.request, form.otp_device)
+        with transaction.atomic():
+            audit_record(actor=self.request.user, action="user.login",
+                         data={"ip": _client_ip(self.request), "second_factor": form.otp_device is not None})
+        return response
+
+    def form_invalid(self, form):
+        with transaction.atomic():
+            audit_record(actor=None, action="user.login_failed",
+                         data={"username": _username(form.data.get("username", "")), "ip": _client_ip(self.request),
+                               "reason": "code" if form.get_user() else "password"})
+        return super().form_invalid(form)
+
+
+@require_POST
+def logout(request):
+    with transaction.atomic():
+        audit_record(actor=request.user, action="user.logout")
+    return auth_views.LogoutView.as_view()(request)
+
+
+def device_for_enrolment(user) -> TOTPDevice:
+    """The person's unconfirmed authenticator, made on first visit."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).first()
+    return device or TOTPDevice.objects.create(user=user, name="authenticator", confirmed=False)
+
+
+def device_confirm(*, request, device: TOTPDevice, token: str) -> bool:
+    """The first correct code confirms the device and verifies this session. Audited."""
+    if not device.verify_token(token.strip()):
+        return False
+    with transaction.atomic():
+        device.confirmed = True
+        device.save(update_fields=["confirmed"])
+        audit_record(actor=request.user, action="user.2fa_enrolled", subject=device)
+    otp_login(request, device)
+    return True
+
+
+def _qr_svg(url: str) -> str:
+    image = qrcode.make(url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8)
+    return image.to_string(encoding="unicode")
+
+
+def two_factor(request):
+    """Enrolment: scan the QR code (or type the key), then prove it with one code."""
+    if TOTPDevice.objects.filter(user=request.user, confirmed=True).exists():
+        if not request.user.is_verified():  # enrolled elsewhere since this session signed in
+            auth_logout(request)
+            return redirect("login")
+        return render(request, "registration/two_factor.html", {"enrolled": True})
+    device = device_for_enrolment(request.user)
+    error = ""
+    if request.method == "POST":
+        if device_confirm(request=request, device=device, token=request.POST.get("token", "")):
+            return redirect("home")
+        error = "That code is not right. Check the time on your phone and try the newest code."
+    from base64 import b32encode
+
+    return render(request, "registration/two_factor.html", {
+        "qr_svg": _qr_svg(device.config_url), "secret": b32encode(device.bin_key).decode(), "error": error,
+    }, status=400 if error else 200)

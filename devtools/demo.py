@@ -1,0 +1,109 @@
+"""Demo data for a first look (make run): people with printed passwords, a scanner, and
+synthetic items pushed through the same intake the API uses; a couple of confirmations made
+through the real claim, reveal and decide path so that the report pages have something."""
+
+import secrets
+from datetime import timedelta
+from hashlib import sha256
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.utils import timezone
+
+from reports.api.auth import token_hash, token_new
+from reports.intake.submission import submission_push
+from reports.models import Claim, Decision, Role, Scanner
+from reports.review import decisions, queue, reveal
+
+from .synthetic import synthetic_image
+
+DEMO_USERS = [("reviewer", Role.REVIEWER), ("reviewer2", Role.REVIEWER), ("lead", Role.LEAD), ("admin", Role.ADMIN)]
+LISTS = [("NCMEC", "A1"), ("IWF", "A"), ("NCMEC", "B2"), ("Internal", "")]
+SOURCES = ["third_party_dataset", "web_crawl", "user_upload", "storage_scan"]
+
+
+def demo_metadata(n: int, sha256_hex: str) -> dict:
+    now = timezone.now()
+    list_name, label = LISTS[n % len(LISTS)]
+    source = SOURCES[n % len(SOURCES)]
+    provenance = {"source_type": source, "platform": "Example Photos", "original_filename": f"demo-{n}.jpg"}
+    if source in ("third_party_dataset", "web_crawl"):
+        provenance.update({
+            "location_url": f"https://host.example/img/{n}.jpg",
+            "page_url": f"https://host.example/gallery/{n % 3}",
+            "collected_at": (now - timedelta(days=40)).isoformat(),
+            "publicly_available": True,
+        })
+    if source == "third_party_dataset" and n % 8 != 0:  # some left incomplete on purpose
+        provenance["dataset"] = {"name": "web-images-v3", "vendor": "Acme Data", "version": "2026-09",
+                                 "record_id": f"shard-0042/{n}", "acquired_at": (now - timedelta(days=50)).isoformat()}
+    if source in ("user_upload", "storage_scan"):
+        provenance["uploader"] = {"esp_identifier": f"user-{1000 + n % 3}", "screen_name": f"demo_user_{n % 3}",
+                                  "ip_events": [{"ip": "203.0.113.7", "event": "Upload",
+                                                 "at": (now - timedelta(days=3)).isoformat(), "port": 443}]}
+        provenance["uploaded_at"] = (now - timedelta(days=3)).isoformat()
+    match = {"hash_type": "pdq" if n % 2 else "sha256", "list": list_name, "list_entry_id": str(98000 + n), "label": label}
+    match.update({"hash_value": sha256_hex, "distance": 0} if match["hash_type"] == "sha256"
+                 else {"hash_value": secrets.token_hex(32), "distance": n % 20, "threshold": 31})
+    return {"external_id": f"demo/{n}", "observed_at": (now - timedelta(hours=n)).isoformat(),
+            "matches": [match], "provenance": provenance}
+
+
+def people_create() -> list[tuple[str, str, str]]:
+    """The demo people, each with a new password: (role, username, password)."""
+    return [(role, username, _user(username, role)) for username, role in DEMO_USERS]
+
+
+def _user(username, role) -> str:
+    User = get_user_model()
+    password = secrets.token_urlsafe(9)
+    user, _ = User.objects.get_or_create(username=username, defaults={"email": f"{username}@example.org"})
+    user.set_password(password)
+    user.is_staff = user.is_superuser = role == Role.ADMIN
+    user.save()
+    user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return password
+
+
+def scanner_create() -> tuple[Scanner, str]:
+    """The demo scanner with a new token (shown once)."""
+    token = token_new()
+    with transaction.atomic():
+        scanner, _ = Scanner.objects.update_or_create(
+            name="demo-scanner", defaults={"token_hash": token_hash(token), "token_prefix": token[:8]})
+    return scanner, token
+
+
+def items_push(scanner: Scanner, count: int) -> int:
+    """Push `count` synthetic pictures as the scanner would; returns how many were new."""
+    created = 0
+    for n in range(count):
+        data = synthetic_image(n, size=(800 + 16 * n, 600), text=f"SYNTHETIC DEMO {n}")
+        document = demo_metadata(n, sha256(data).hexdigest())
+        created += submission_push(scanner=scanner, document=document, data=data, claimed_type="image/jpeg").created
+    return created
+
+
+def confirmations_make(*, count: int) -> int:
+    """A couple of confirmations through the real path (claim, reveal, decide). An item that
+    the QA sample takes is confirmed again in blind QA by the second demo reviewer."""
+    if Decision.objects.exists():
+        return 0
+    User = get_user_model()
+    first, second = User.objects.get(username="reviewer2"), User.objects.get(username="reviewer")
+    done = 0
+    for _ in range(count):
+        claim = queue.item_claim(user=first, stages=(Claim.Stage.REVIEW,))
+        if claim is None:
+            break
+        _confirm(first, claim)
+        done += 1
+    while claim := queue.item_claim(user=second, stages=(Claim.Stage.QA,)):
+        _confirm(second, claim)
+    return done
+
+
+def _confirm(user, claim) -> None:
+    reveal.original_fetch(user=user, item=claim.item, claim=claim, mode="hold")
+    decisions.decision_record(user=user, claim=claim, verdict="confirmed", classification="A1")

@@ -1,0 +1,105 @@
+"""Scanner API v1 (DESIGN §3): one view per operation: parse, access helper, one operation."""
+
+import json
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ..access import submission_for_scanner
+from ..intake import submission as intake
+from ..intake.media import MediaRejected
+from ..intake.provenance import ProvenanceInput, flatten_errors
+from .errors import ApiError
+from .serializers import ERROR_RESPONSES, SubmissionOutput, SubmissionUpload
+
+METADATA_MAX_BYTES = 256 * 1024
+
+
+def _read_metadata(request):
+    """The metadata part as a parsed JSON document (intake checks its contents)."""
+    if "metadata" in request.FILES:  # sent as a file part (curl -F metadata=@meta.json)
+        part = request.FILES["metadata"]
+        if part.size > METADATA_MAX_BYTES:
+            raise ApiError(413, "metadata", f"Larger than {METADATA_MAX_BYTES} bytes.")
+        raw = part.read().decode("utf-8", errors="replace")
+    elif "metadata" in request.data:
+        raw = request.data["metadata"]
+    else:
+        raise serializers.ValidationError({"metadata": ["This part is required."]})
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise serializers.ValidationError({"metadata": [f"Not valid JSON: {exc.msg} at line {exc.lineno}."]}) from None
+
+
+def _read_file(request) -> tuple[bytes | None, str]:
+    upload = request.FILES.get("file")
+    if upload is None:
+        return None, ""
+    if upload.size > settings.TSREVIEW_MAX_UPLOAD_BYTES:
+        raise ApiError(413, "file", f"Larger than {settings.TSREVIEW_MAX_UPLOAD_BYTES} bytes.")
+    return upload.read(), upload.content_type or ""
+
+
+class SubmissionCreateApi(APIView):
+    parser_classes = [MultiPartParser]
+    throttle_scope = "scanner"
+
+    @extend_schema(
+        operation_id="submission_create",
+        request={"multipart/form-data": SubmissionUpload},
+        responses={201: SubmissionOutput, 200: SubmissionOutput, **ERROR_RESPONSES},
+        description="Push one hash-matched file. A replay of the same external_id answers 200 with the same submission.",
+    )
+    def post(self, request):
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+        if length > settings.TSREVIEW_MAX_UPLOAD_BYTES + METADATA_MAX_BYTES + 64 * 1024:
+            raise ApiError(413, "file", f"Request body larger than the {settings.TSREVIEW_MAX_UPLOAD_BYTES}-byte file limit.")
+        try:
+            document = _read_metadata(request)
+            data, claimed_type = _read_file(request)
+        except (RequestDataTooBig, TooManyFieldsSent):
+            raise ApiError(413, "metadata", "Too large.") from None
+        try:
+            result = intake.submission_push(scanner=request.user, document=document, data=data, claimed_type=claimed_type)
+        except MediaRejected as exc:
+            raise ApiError(exc.status, "file", exc.message) from None
+        except intake.ExternalIdConflict:
+            raise ApiError(409, "metadata.external_id", "Already used by this scanner for different bytes.") from None
+        submission = submission_for_scanner(request.user, result.submission.pk)
+        return Response(SubmissionOutput(submission).data,
+                        status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+
+class SubmissionDetailApi(APIView):
+    throttle_scope = "scanner"
+
+    @extend_schema(operation_id="submission_get", responses={200: SubmissionOutput, **{c: ERROR_RESPONSES[c] for c in (401, 404, 503)}})
+    def get(self, request, submission_id):
+        return Response(SubmissionOutput(submission_for_scanner(request.user, submission_id)).data)
+
+
+class SubmissionProvenanceApi(APIView):
+    throttle_scope = "scanner"
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        operation_id="submission_provenance_update",
+        request=ProvenanceInput(partial=True),
+        responses={200: SubmissionOutput, **{c: ERROR_RESPONSES[c] for c in (400, 401, 404, 415, 503)}},
+        description="Merge more provenance: given fields replace, nulls never erase, lists gain entries.",
+    )
+    def patch(self, request, submission_id):
+        submission = submission_for_scanner(request.user, submission_id)
+        if not isinstance(request.data, dict) or not request.data:
+            raise serializers.ValidationError({"body": ["Send a JSON object with at least one provenance field."]})
+        validator = ProvenanceInput(data=request.data, partial=True)
+        if not validator.is_valid():
+            raise serializers.ValidationError(flatten_errors(validator.errors))
+        intake.submission_provenance_update(scanner=request.user, submission=submission, update=validator.validated_data)
+        return Response(SubmissionOutput(submission_for_scanner(request.user, submission_id)).data)

@@ -1,0 +1,179 @@
+"""Intake: a scanner's push becomes a stored, hashed, encrypted item waiting for review."""
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from ..audit import audit_record
+from ..errors import Refused
+from ..jobs import enqueue
+from ..models import Item, Match, Scanner, Submission
+from .media import ImageFacts, MediaRejected, image_inspect
+from .provenance import MetadataInput, flatten_errors, provenance_merge, to_json
+from .storage import media_store
+
+
+class ExternalIdConflict(Exception):
+    """The scanner already used this external_id for different bytes."""
+
+
+@dataclass
+class IntakeResult:
+    submission: Submission
+    created: bool
+
+
+def metadata_validate(document) -> dict:
+    """A push's metadata document, strictly checked (DESIGN §3). Refused names each bad
+    field as "metadata.<path>"."""
+    if not isinstance(document, dict):
+        raise Refused({"metadata": ["Must be a JSON object."]})
+    validator = MetadataInput(data=document)
+    if not validator.is_valid():
+        raise Refused(flatten_errors(validator.errors, "metadata"))
+    return validator.validated_data
+
+
+def submission_push(*, scanner: Scanner, document, data: bytes | None, claimed_type: str = "") -> IntakeResult:
+    """One push as a scanner sends it: the metadata document and the file's bytes. Checks the
+    metadata (Refused), the bytes (MediaRejected: type, size, pixels, frames), then stores it
+    with submission_create. The API, the demo and the tests all push through here."""
+    metadata = metadata_validate(document)
+    if data is None:
+        raise Refused({"file": ["This part is required."]})
+    if len(data) > settings.TSREVIEW_MAX_UPLOAD_BYTES:
+        raise MediaRejected(413, f"Larger than {settings.TSREVIEW_MAX_UPLOAD_BYTES} bytes.")
+    facts = image_inspect(data, claimed_type=claimed_type)
+    return submission_create(scanner=scanner, metadata=metadata, data=data, facts=facts)
+
+
+def _replay(scanner: Scanner, external_id: str, sha256: str) -> Submission | None:
+    existing = Submission.objects.select_related("item").filter(scanner=scanner, external_id=external_id).first()
+    if existing and existing.item.sha256 != sha256:
+        raise ExternalIdConflict(external_id)
+    return existing
+
+
+def submission_create(*, scanner: Scanner, metadata: dict, data: bytes, facts: ImageFacts) -> IntakeResult:
+    """Store one verified push. The caller has authenticated the scanner and verified the bytes.
+
+    A replay of (scanner, external_id) with the same bytes returns the earlier submission and
+    stores nothing; with other bytes it raises ExternalIdConflict. New bytes are encrypted and
+    written before the transaction and removed again if it does not commit. Audited:
+    item.created (new bytes) and submission.created.
+    """
+    existing = _replay(scanner, metadata["external_id"], facts.sha256)
+    if existing:
+        return IntakeResult(existing, created=False)
+    known = Item.objects.filter(sha256=facts.sha256, purged_at__isnull=True).exists()
+    blob = "" if known else media_store().put(data, kind="originals")
+    restored = False
+    try:
+        with transaction.atomic():
+            item, item_created = _item_get_or_create(facts, blob)
+            restored = not item_created and item.purged_at is not None and bool(blob)
+            if restored:
+                _item_restore(scanner, item, blob)
+            submission = _submission_insert(scanner, metadata, item, duplicate=not item_created)
+            if item_created:
+                audit_record(actor=scanner, action="item.created", subject=item, item_id=item.pk,
+                             data={"mime_type": item.mime_type, "size_bytes": item.size_bytes})
+            audit_record(actor=scanner, action="submission.created", subject=submission, item_id=item.pk,
+                         data={"external_id": submission.external_id, "duplicate": submission.duplicate})
+            if item_created or restored:
+                transaction.on_commit(lambda: enqueue("item_previews_task", item.pk))
+    except IntegrityError:
+        # A concurrent replay of the same external_id won the race: answer as a replay.
+        media_store().delete(blob)
+        existing = _replay(scanner, metadata["external_id"], facts.sha256)
+        if existing is None:
+            raise
+        return IntakeResult(existing, created=False)
+    except BaseException:
+        media_store().delete(blob)
+        raise
+    if not item_created and not restored:
+        media_store().delete(blob)  # another push stored the same bytes first
+    return IntakeResult(submission, created=True)
+
+
+def _item_restore(scanner: Scanner, item: Item, blob: str) -> None:
+    """The bytes of an item whose media was purged arrive again (a new sighting): keep them,
+    so the new sighting can be reviewed history and all, and reported. Audited: item.restored."""
+    item.original_blob, item.purged_at, item.previews = blob, None, {}
+    item.save(update_fields=["original_blob", "purged_at", "previews"])
+    audit_record(actor=scanner, action="item.restored", subject=item, item_id=item.pk,
+                 data={"why": "the same bytes were pushed again after their media was purged"})
+
+
+def _item_get_or_create(facts: ImageFacts, blob: str) -> tuple[Item, bool]:
+    defaults = {
+        "md5": facts.md5, "sha1": facts.sha1, "pdq": facts.pdq, "pdq_quality": facts.pdq_quality,
+        "mime_type": facts.mime_type, "size_bytes": facts.size_bytes, "width": facts.width, "height": facts.height,
+        "frames": facts.frames, "original_blob": blob,
+    }
+    # A known item is locked here, before audit_record takes the audit head, in the order every
+    # other writer of an item uses (previews, claims, decisions: item, then head). Unlocked, the
+    # submission's foreign-key check, deferred to COMMIT, would wait for the item while this
+    # transaction holds the head: a deadlock with e.g. the item's previews task.
+    locked = Item.objects.select_for_update(no_key=True)
+    existing = locked.filter(sha256=facts.sha256).first()
+    if existing:
+        return existing, False
+    if not blob:
+        raise IntegrityError("item vanished between the check and the insert")
+    try:
+        with transaction.atomic():
+            return Item.objects.create(sha256=facts.sha256, **defaults), True
+    except IntegrityError:
+        return locked.get(sha256=facts.sha256), False
+
+
+def _submission_insert(scanner, metadata, item, *, duplicate) -> Submission:
+    provenance = to_json(metadata["provenance"])
+    submission = Submission.objects.create(
+        scanner=scanner,
+        external_id=metadata["external_id"],
+        item=item,
+        duplicate=duplicate,
+        observed_at=metadata["observed_at"],
+        source_type=provenance["source_type"],
+        provenance=provenance,
+    )
+    Match.objects.bulk_create(
+        Match(
+            submission=submission,
+            hash_type=m["hash_type"],
+            hash_value=m["hash_value"].lower(),
+            list_name=m["list"],
+            list_entry_id=m.get("list_entry_id") or "",
+            distance=m.get("distance"),
+            threshold=m.get("threshold"),
+            label=m.get("label") or "",
+        )
+        for m in metadata["matches"]
+    )
+    return submission
+
+
+def submission_provenance_update(*, scanner: Scanner, submission: Submission, update: dict) -> Submission:
+    """Merge later provenance into a scanner's own submission (the caller fetched it by owner).
+
+    Audited as submission.provenance_updated with the old and new values."""
+    with transaction.atomic():
+        submission = Submission.objects.select_for_update(no_key=True).get(pk=submission.pk)
+        old = submission.provenance
+        new = provenance_merge(old, to_json(update))
+        if new != old:
+            submission.provenance = new
+            submission.source_type = new["source_type"]
+            submission.save(update_fields=["provenance", "source_type", "updated_at"])
+            audit_record(actor=scanner, action="submission.provenance_updated", subject=submission,
+                         item_id=submission.item_id, data={"old": old, "new": new})
+    return submission
+
+
+def item_sightings(item: Item):
+    """The item's sightings with their scanner and matches, oldest first."""
+    return item.submissions.select_related("scanner").prefetch_related("matches").order_by("created_at")

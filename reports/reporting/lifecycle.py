@@ -1,0 +1,204 @@
+"""The Report state machine: approve, send, finish, stall, fail, retry, give up, reopen.
+
+Every change of Report.state is made here, through states.report_move. Sending runs the
+steps in cybertip.submit, which records each step's result and tells this module how it
+ended; only this module finishes, fails or stalls a report. Views have checked the lead role.
+"""
+
+import logging
+from datetime import timedelta
+
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from ..audit import audit_record
+from ..cybertip import submit
+from ..cybertip.xml import DocumentInvalid, SchemaUnavailable, document_check, file_details_document, report_document
+from ..errors import Refused
+from ..jobs import enqueue
+from ..models import Report, ReportFile
+from ..states import report_move
+from .checklist import report_checklist
+from .preservation import holds_place
+
+log = logging.getLogger(__name__)
+# A lease on sending, so that two workers never run the steps of one report at once.
+SEND_LEASE = timedelta(minutes=10)
+
+
+def draft_locked(report: Report) -> Report:
+    """The report, locked, if it is still a draft (only a draft can change); else Refused."""
+    report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
+    if report.state != Report.State.DRAFT:
+        raise Refused({"state": f"Only a draft can change; this report is {report.get_state_display()}."})
+    return report
+
+
+def _move(report: Report, new: str, **fields) -> None:
+    """Set the report's new state (checked by report_move) and the fields that go with it."""
+    report.state = report_move(report.state, new)
+    for name, value in fields.items():
+        setattr(report, name, value)
+    report.save(update_fields=["state", *fields])
+
+
+def report_approve(*, actor, report: Report) -> Report:
+    """A lead approves a draft for sending. Refused while anything required is missing and not
+    attested, or when the documents do not validate against NCMEC's schema. The validated
+    documents are kept: what is sent is what was approved. Audited: report.approved; the
+    sending task is queued when the transaction commits."""
+    with transaction.atomic():
+        report = draft_locked(report)
+        checklist = report_checklist(report)
+        if checklist.blocking:
+            raise Refused({"checklist": "Complete or attest every missing item first."})
+        try:
+            report.report_xml = document_check(report_document(report, [c.report_file for c in checklist.files])).decode()
+            for check in checklist.files:
+                check.report_file.details_xml = document_check(file_details_document(check.report_file)).decode()
+            ReportFile.objects.bulk_update([c.report_file for c in checklist.files], ["details_xml"], batch_size=500)
+        except (DocumentInvalid, SchemaUnavailable) as exc:
+            raise Refused({"xml": "; ".join(getattr(exc, "errors", [str(exc)]))}) from None
+        _move(report, Report.State.APPROVED, report_xml=report.report_xml, approved_by=actor, approved_at=timezone.now(),
+              fully_actionable=checklist.fully_actionable, failure="", attempts=0)
+        audit_record(actor=actor, action="report.approved", subject=report,
+                     data={"files": len(checklist.files), "fully_actionable": report.fully_actionable})
+        transaction.on_commit(lambda: report_send_enqueue(report.pk))
+    return report
+
+
+def report_send_enqueue(report_id: int) -> None:
+    enqueue("report_send_task", report_id)
+
+
+def report_retry(*, actor, report: Report) -> Report:
+    """A lead sends a stalled report again. Audited: report.retried."""
+    with transaction.atomic():
+        report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
+        if report.state != Report.State.STALLED:
+            raise Refused({"state": "Only a stalled report can be retried."})
+        _move(report, Report.State.APPROVED, failure="", attempts=0)
+        audit_record(actor=actor, action="report.retried", subject=report, data={})
+        transaction.on_commit(lambda: report_send_enqueue(report.pk))
+    return report
+
+
+def report_reopen(*, actor, report: Report) -> Report:
+    """A failed (retracted) report goes back to being a draft, to be fixed and approved again;
+    its call log stays. Audited: report.reopened with the old NCMEC id."""
+    with transaction.atomic():
+        report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
+        if report.state != Report.State.FAILED:
+            raise Refused({"state": "Only a failed report can be reopened."})
+        old_id = report.ncmec_report_id
+        _move(report, Report.State.DRAFT, ncmec_report_id=None, report_xml="")
+        report.files.update(details_xml="", ncmec_file_id="", uploaded_at=None, fileinfo_at=None)
+        audit_record(actor=actor, action="report.reopened", subject=report, data={"old_ncmec_report_id": old_id})
+    return report
+
+
+# --- Sending ------------------------------------------------------------------------------------
+
+def report_send(*, report_id: int) -> str:
+    """Run the steps still to do for an approved report; returns its state afterwards.
+
+    Called by tasks.report_send_task only. Raises submit.Transient when a retry later may
+    succeed. Audited: the steps' events, then report.finished or report.failed (or
+    report.stalled after an unexpected error)."""
+    if not _lease_take(report_id):
+        return Report.objects.get(pk=report_id).state  # finished, failed, or another run has it
+    try:
+        report = Report.objects.get(pk=report_id)
+        try:
+            submit.report_steps(report=report, renew=lambda: _lease_renew(report))
+        except submit.Transient:
+            raise
+        except submit.GIVE_UP as exc:
+            _give_up(report, exc)
+        except Exception as exc:  # a bug must not loop: stop and show the lead
+            log.exception("sending report %s failed unexpectedly", report_id)
+            report_stall(report_id=report_id, reason=f"unexpected error: {exc.__class__.__name__}: {exc}")
+        else:
+            report_finished(report=report)
+    finally:
+        Report.objects.filter(pk=report_id).update(send_lease_until=None)
+    return Report.objects.get(pk=report_id).state
+
+
+def _lease_take(report_id: int, states=(Report.State.APPROVED,)) -> bool:
+    now = timezone.now()
+    return bool(Report.objects.filter(pk=report_id, state__in=states).filter(
+        Q(send_lease_until__isnull=True) | Q(send_lease_until__lt=now)).update(
+        send_lease_until=now + SEND_LEASE, attempts=F("attempts") + 1))
+
+
+def _lease_renew(report: Report) -> None:
+    Report.objects.filter(pk=report.pk).update(send_lease_until=timezone.now() + SEND_LEASE)
+
+
+def report_finished(*, report: Report) -> None:
+    """Finished at NCMEC: record it and hold the reported items for the legal period.
+    Audited: report.finished, hold.placed per item."""
+    with transaction.atomic():
+        report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
+        if report.state == Report.State.FINISHED:
+            return
+        _move(report, Report.State.FINISHED, finished_at=timezone.now(), failure="")
+        audit_record(actor=None, action="report.finished", subject=report,
+                     data={"ncmec_report_id": report.ncmec_report_id, "files": report.files.count()})
+        holds_place(report=report)
+
+
+def _give_up(report: Report, exc: Exception) -> None:
+    """A failure that cannot succeed: retract the unfinished report and say why."""
+    reason = "; ".join(exc.errors) if isinstance(exc, DocumentInvalid) else str(exc)
+    outcome, note = submit.report_retract(report=report)
+    if outcome == "finished":  # it was finished after all
+        report_finished(report=report)
+        return
+    reason += note
+    retracted = outcome == "retracted"
+    with transaction.atomic():
+        report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
+        now = timezone.now()
+        _move(report, Report.State.FAILED, failure=reason, failed_at=now, retracted_at=now if retracted else None)
+        audit_record(actor=None, action="report.failed", subject=report,
+                     data={"reason": reason, "ncmec_report_id": report.ncmec_report_id, "retracted": retracted})
+
+
+def report_abandon(*, actor, report: Report, reason: str) -> str:
+    """A lead gives up on a stalled report: it is retracted at NCMEC (if it was opened there)
+    and fails with the lead's reason; it can then be reopened. Audited: report.abandoned and
+    report.failed."""
+    reason = reason.strip()
+    if not reason:
+        raise Refused({"reason": "Say why the report is given up."})
+    if not _lease_take(report.pk, states=(Report.State.STALLED,)):
+        raise Refused({"state": "Only a stalled report that is not being sent can be given up."})
+    try:
+        with transaction.atomic():
+            audit_record(actor=actor, action="report.abandoned", subject=report, data={"reason": reason})
+        _give_up(Report.objects.get(pk=report.pk), submit.Permanent(f"given up by {actor.get_username()}: {reason}"))
+    finally:
+        Report.objects.filter(pk=report.pk).update(send_lease_until=None)
+    return Report.objects.get(pk=report.pk).state
+
+
+def report_stall(*, report_id: int, reason: str) -> None:
+    """Retries ran out on a transient failure: the report waits for a lead's retry.
+    Audited: report.stalled."""
+    with transaction.atomic():
+        report = Report.objects.select_for_update(no_key=True).get(pk=report_id)
+        if report.state != Report.State.APPROVED:
+            return
+        _move(report, Report.State.STALLED, failure=f"Gave up retrying: {reason}")
+        audit_record(actor=None, action="report.stalled", subject=report, data={"reason": reason})
+
+
+def reports_to_resume() -> list[int]:
+    """Approved reports whose sending a dead worker left (its lease ran out) or whose task
+    never reached the broker (approved minutes ago, never attempted)."""
+    now = timezone.now()
+    return list(Report.objects.filter(state=Report.State.APPROVED).filter(
+        Q(send_lease_until__lt=now) | Q(attempts=0, approved_at__lt=now - timedelta(minutes=5))).values_list("pk", flat=True))

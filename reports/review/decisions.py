@@ -1,0 +1,150 @@
+"""Decisions: immutable verdicts; where an item goes next (decided, QA, a lead).
+
+The one place a Decision is created (a reviewer's verdict here, a lead's overturn through
+leads.overturn), the one reveal-required rule and the one standing-decision query."""
+
+import secrets
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from ..audit import audit_record
+from ..errors import Refused
+from ..models import Claim, Decision, Item
+from .queue import claim_end
+from .reveal import viewed_by, views_lock_unreported
+from .wellness import exposure_add
+
+# The CyberTipline schema's fileAnnotations a reviewer may set on a confirmed file.
+ANNOTATIONS = {
+    "generativeAi": "Generative AI",
+    "animeDrawingVirtualHentai": "Anime, drawing or virtual",
+    "potentialMeme": "Potential meme",
+    "viral": "Viral",
+    "possibleSelfProduction": "Possible self-production",
+    "physicalHarm": "Physical harm",
+    "violenceGore": "Violence or gore",
+    "bestiality": "Bestiality",
+    "liveStreaming": "Live streaming",
+    "infant": "Infant",
+}
+
+
+def decision_validate(*, verdict, classification="", reason="", annotations=(), note="", stage=Claim.Stage.REVIEW) -> None:
+    """Refused unless the verdict carries what it needs (a classification, a reason, a note)."""
+    errors = {}
+    if verdict not in Decision.Verdict.values:
+        errors["verdict"] = "Choose confirm, not apparent CSAM, or escalate."
+    elif verdict == Decision.Verdict.CONFIRMED and classification not in ("A1", "A2", "B1", "B2"):
+        errors["classification"] = "A confirmation needs a classification (A1, A2, B1 or B2)."
+    elif verdict == Decision.Verdict.NOT_CSAM and reason not in ("adult", "benign", "not_a_match", "unreadable"):
+        errors["reason"] = "Say why: adult, benign, not a match, or unreadable."
+    elif verdict == Decision.Verdict.ESCALATED and not note.strip():
+        errors["note"] = "Say what you are unsure about, for the lead."
+    elif verdict == Decision.Verdict.ESCALATED and stage == Claim.Stage.LEAD:
+        errors["verdict"] = "A lead decides: confirm or not apparent CSAM."
+    unknown = set(annotations) - set(ANNOTATIONS)
+    if unknown:
+        errors["annotations"] = f"Unknown annotations: {', '.join(sorted(unknown))}."
+    if errors:
+        raise Refused(errors)
+
+
+def reveal_check(*, item, user, verdict: str) -> bool:
+    """The one reveal rule: a confirmation needs this person's recorded reveal of this file
+    (setting TSREVIEW_REQUIRE_VIEW_TO_CONFIRM). Returns whether they revealed it."""
+    viewed = viewed_by(item, user)
+    if verdict == Decision.Verdict.CONFIRMED and settings.TSREVIEW_REQUIRE_VIEW_TO_CONFIRM and not viewed:
+        raise Refused({"verdict": "Reveal the file before confirming it: a confirmation needs a recorded view."})
+    return viewed
+
+
+def decision_create(*, item: Item, user, stage: str, verdict: str, viewed: bool, classification="", reason="",
+                    annotations=(), note="", claim: Claim | None = None, supersedes: Decision | None = None,
+                    started_at=None, now=None) -> Decision:
+    """Insert the immutable row; the caller holds the transaction, has validated and audits."""
+    now = now or timezone.now()
+    confirmed = verdict == Decision.Verdict.CONFIRMED
+    return Decision.objects.create(
+        item=item, reviewer=user, reviewer_name=user.get_username(), claim=claim, stage=stage, verdict=verdict,
+        reason=reason if verdict == Decision.Verdict.NOT_CSAM else "",
+        classification=classification if confirmed else "",
+        annotations=sorted(annotations) if confirmed else [],
+        note=note.strip(), viewed_unblurred=viewed, supersedes=supersedes,
+        started_at=started_at or now, decided_at=now)
+
+
+def _standing_queryset():
+    return Decision.objects.exclude(verdict=Decision.Verdict.ESCALATED).order_by("-decided_at", "-id")
+
+
+def standing_decisions_prefetch():
+    """For a Prefetch(to_attr="standing_decisions") on items: their standing decision first."""
+    return _standing_queryset()
+
+
+def standing_decision(item: Item) -> Decision | None:
+    """The item's standing verdict: its latest decision that is not an escalation."""
+    if hasattr(item, "standing_decisions"):  # prefetched with standing_decisions_prefetch()
+        return item.standing_decisions[0] if item.standing_decisions else None
+    return _standing_queryset().filter(item=item).first()
+
+
+def file_viewed(decision: Decision | None) -> bool:
+    """fileViewedByEsp: true only when the reviewer whose confirmation stands revealed this file."""
+    return bool(decision and decision.verdict == Decision.Verdict.CONFIRMED and decision.viewed_unblurred)
+
+
+def _next_state(claim: Claim, verdict: str) -> str:
+    """Review → QA for a sample; QA disagreement → a lead; a lead's word is final."""
+    if verdict == Decision.Verdict.ESCALATED:
+        return Item.State.ESCALATED
+    if claim.stage == Claim.Stage.REVIEW:
+        sampled = secrets.randbelow(100) < settings.TSREVIEW_QA_SAMPLE_PERCENT
+        return Item.State.QA if sampled else Item.State.DECIDED
+    if claim.stage == Claim.Stage.QA:
+        first = Decision.objects.filter(item=claim.item_id, stage=Claim.Stage.REVIEW).order_by("-decided_at").first()
+        if first and first.verdict != Decision.Verdict.ESCALATED and first.verdict != verdict:
+            return Item.State.ESCALATED
+    return Item.State.DECIDED
+
+
+def decision_record(*, user, claim: Claim, verdict: str, classification: str = "", reason: str = "",
+                    annotations=(), note: str = "") -> Decision:
+    """Record a verdict on the item the user holds (the view checked the claim is theirs).
+
+    A confirmation needs a recorded reveal of that file by this person. Ends the claim.
+    Audited: decision.recorded and the item's new state."""
+    decision_validate(verdict=verdict, classification=classification, reason=reason, annotations=list(annotations),
+                      note=note, stage=claim.stage)
+    viewed = reveal_check(item=claim.item_id, user=user, verdict=verdict)
+    with transaction.atomic():
+        claim = Claim.objects.select_for_update(no_key=True).select_related("item").get(pk=claim.pk)
+        if claim.end != Claim.End.OPEN or claim.user_id != user.pk:
+            raise Refused({"claim": "This item is no longer yours to decide; its lease ended."})
+        views_lock_unreported(claim)  # before the audit head: the order every writer keeps
+        now = timezone.now()
+        decision = decision_create(item=claim.item, user=user, claim=claim, stage=claim.stage, verdict=verdict,
+                                   classification=classification, reason=reason, annotations=annotations, note=note,
+                                   viewed=viewed, started_at=claim.started_at, now=now)
+        state = _next_state(claim, verdict)
+        _item_settle(claim.item, decision, state, now)
+        audit_record(actor=user, action="decision.recorded", subject=decision, item_id=claim.item_id,
+                     data={"verdict": verdict, "classification": decision.classification, "reason": decision.reason,
+                           "annotations": decision.annotations, "viewed_unblurred": viewed, "stage": claim.stage,
+                           "item_state": state})
+        claim_end(claim=claim, end=Claim.End.DECIDED, item_state=state)
+        exposure_add(user, items=1)
+    return decision
+
+
+def _item_settle(item: Item, decision: Decision, state: str, now) -> None:
+    """The verdict and times that go with the new state (claim_end moves the state)."""
+    fields = {}
+    if decision.verdict != Decision.Verdict.ESCALATED:
+        fields.update(verdict=decision.verdict, decided_at=now)
+    if state in (Item.State.QA, Item.State.ESCALATED):
+        fields["queued_at"] = now  # waits in its next queue from now
+    if fields:
+        Item.objects.filter(pk=item.pk).update(**fields)

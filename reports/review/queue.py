@@ -1,0 +1,148 @@
+"""The queue: items are leased to one person at a time, renewed while the page is open."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from ..audit import audit_record
+from ..models import Claim, Item, WellnessPolicy
+from ..states import item_move
+from .reveal import views_close_unreported, views_lock_unreported
+from .wellness import cap_reached, exposure_today
+
+# Where an item goes back to when a claim ends without a decision.
+WAITING_STATE = {Claim.Stage.REVIEW: Item.State.QUEUED, Claim.Stage.QA: Item.State.QA, Claim.Stage.LEAD: Item.State.ESCALATED}
+SKIP_MEMORY = timedelta(hours=1)
+DEFAULT_STAGES = (Claim.Stage.QA, Claim.Stage.REVIEW)  # reviewers: blind QA first, then first reviews
+
+
+class CapReached(Exception):
+    """Today's exposure cap is reached: no new claims (and no reveals) until tomorrow."""
+
+    message = "You have reached today's exposure limit. Thank you — no more items today."
+
+
+def queue_counts() -> dict[str, int]:
+    """How many items are in each state (the home page's figures)."""
+    return dict(Item.objects.values_list("state").annotate(n=Count("id")))
+
+
+def lease_length() -> timedelta:
+    return timedelta(seconds=settings.TSREVIEW_LEASE_SECONDS)
+
+
+def claim_open_for(user) -> Claim | None:
+    return Claim.objects.select_related("item").filter(user=user, end=Claim.End.OPEN).first()
+
+
+def _candidates(user, stage: str):
+    """Waiting items of a stage that this person may take, best first."""
+    queryset = Item.objects.filter(state=WAITING_STATE[stage])
+    recently_skipped = Claim.objects.filter(user=user, end=Claim.End.SKIPPED, ended_at__gte=timezone.now() - SKIP_MEMORY)
+    queryset = queryset.exclude(pk__in=recently_skipped.values("item_id"))
+    if stage == Claim.Stage.QA:
+        # Blind second review is never by someone who already decided the item.
+        queryset = queryset.exclude(decisions__reviewer=user)
+    return queryset.order_by("-priority", "queued_at", "id")
+
+
+def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
+    """Lease the next item to user: their open claim if they hold one, else the best waiting
+    item of the first stage that has one. Raises CapReached at the daily exposure cap.
+
+    Two people never get the same item: candidates are locked with SKIP LOCKED, the state
+    change is a conditional update whose row count is checked, and a partial unique index
+    allows one open claim per item. Audited: claim.started."""
+    current = claim_open_for(user)
+    if current:
+        return current
+    if cap_reached(exposure_today(user), WellnessPolicy.current()):
+        raise CapReached
+    leases_expire()
+    for stage in stages:
+        for _ in range(3):  # lost races retry with the next candidate
+            claim = _claim_next(user, stage)
+            if claim is not False:
+                if claim:
+                    return claim
+                break
+    return None
+
+
+def _claim_next(user, stage):
+    now = timezone.now()
+    try:
+        with transaction.atomic():
+            item = _candidates(user, stage).select_for_update(no_key=True, skip_locked=True, of=("self",)).first()
+            if item is None:
+                return None
+            waiting = WAITING_STATE[stage]
+            taken = Item.objects.filter(pk=item.pk, state=waiting).update(
+                state=item_move(waiting, Item.State.CLAIMED), claimed_by=user, lease_until=now + lease_length())
+            if not taken:
+                return False
+            claim = Claim.objects.create(item=item, user=user, stage=stage, started_at=now)
+            audit_record(actor=user, action="claim.started", subject=claim, item_id=item.pk,
+                         data={"stage": stage, "lease_until": now + lease_length()})
+            return claim
+    except IntegrityError:
+        return False
+
+
+def claim_renew(*, claim: Claim) -> bool:
+    """Extend the lease while the review page is open. False when the claim has ended."""
+    updated = Item.objects.filter(pk=claim.item_id, state=Item.State.CLAIMED, claimed_by=claim.user_id).update(
+        lease_until=timezone.now() + lease_length())
+    return bool(updated) and Claim.objects.filter(pk=claim.pk, end=Claim.End.OPEN).exists()
+
+
+def claim_end(*, claim: Claim, end: str, actor=None, item_state: str | None = None) -> None:
+    """Close a claim and put its item back where it waits (or into item_state). Callers hold a
+    transaction; unreported reveals are counted up to now. Audited: claim.<end>."""
+    now = timezone.now()
+    views_lock_unreported(claim)
+    claim.end, claim.ended_at = end, now
+    claim.save(update_fields=["end", "ended_at"])
+    state = item_move(Item.State.CLAIMED, item_state or WAITING_STATE[claim.stage])
+    Item.objects.filter(pk=claim.item_id).update(state=state, claimed_by=None, lease_until=None)
+    views_close_unreported(claim, now)
+    audit_record(actor=actor or claim.user, action=f"claim.{end}", subject=claim, item_id=claim.item_id,
+                 data={"stage": claim.stage, "item_state": state})
+
+
+def claim_skip(*, claim: Claim) -> None:
+    """Hand the item back without a verdict; skipping costs nothing."""
+    with transaction.atomic():
+        claim = Claim.objects.select_for_update(no_key=True).get(pk=claim.pk)
+        if claim.end == Claim.End.OPEN:
+            claim_end(claim=claim, end=Claim.End.SKIPPED)
+
+
+def leases_expire() -> int:
+    """Return items whose lease ran out to where they wait. Audited: claim.expired.
+
+    Locks in the usual order (claim, then item). Waiting for those locks is what makes a
+    reviewer deciding at the last moment win, and what lets claimers racing to expire the
+    same leases each find the item back in the queue afterwards; the conditions are checked
+    again once the locks are held."""
+    expired = 0
+    stale = Item.objects.filter(state=Item.State.CLAIMED, lease_until__lt=timezone.now()).values_list("pk", flat=True)
+    for item_id in list(stale[:500]):
+        with transaction.atomic():
+            claim = Claim.objects.select_for_update(no_key=True).filter(item_id=item_id, end=Claim.End.OPEN).first()
+            item = Item.objects.select_for_update(no_key=True).filter(
+                pk=item_id, state=Item.State.CLAIMED, lease_until__lt=timezone.now()).first()
+            if item is None:
+                continue
+            if claim is None:  # no open claim row (should not happen): a fresh review, on record
+                Item.objects.filter(pk=item.pk).update(state=item_move(item.state, Item.State.QUEUED), claimed_by=None,
+                                                       lease_until=None)
+                audit_record(actor=None, action="item.requeued", subject=item, item_id=item.pk,
+                             data={"from": Item.State.CLAIMED, "to": Item.State.QUEUED, "why": "lease without a claim"})
+                continue
+            claim_end(claim=claim, end=Claim.End.EXPIRED, actor=None)
+            expired += 1
+    return expired

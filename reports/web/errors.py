@@ -1,0 +1,24 @@
+"""Django's 500 handler: an unreachable database is a 503 the client may retry."""
+
+import sys
+
+from django.http import HttpResponse, JsonResponse
+
+from ..errors import DATABASE_DOWN, UNAVAILABLE
+
+
+def server_error(request):
+    if isinstance(sys.exc_info()[1], DATABASE_DOWN):
+        if request.path.startswith("/api/"):
+            return JsonResponse(UNAVAILABLE, status=503, headers={"Retry-After": "30"})
+        return HttpResponse("<!doctype html><title>Unavailable</title><h1>tsreview is briefly unavailable</h1>"
+                            "<p>The database cannot be reached. Nothing was changed; try again in a minute.</p>",
+                            status=503, headers={"Retry-After": "30"})
+    return HttpResponse("<!doctype html><title>Error</title><h1>Something went wrong</h1>", status=500)
+
+
+def bad_request(request, exception=None):
+    """Django's 400 handler (a bad Host header, say): JSON on the API, as every API error is."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"errors": {"request": ["Bad request (the Host header or the request line)."]}}, status=400)
+    return HttpResponse("<!doctype html><title>Bad request</title><h1>Bad request</h1>", status=400)

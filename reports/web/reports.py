@@ -1,0 +1,216 @@
+"""The lead's CyberTipline report pages: parse input, one operation from reporting, render.
+Every page is lead-only (others get 404)."""
+
+from django.conf import settings
+from django.contrib import messages
+from django.http import HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import access
+from ..access import lead_required
+from ..cybertip.xml import file_details_document, to_bytes
+from ..errors import Refused
+from ..models import Report, ReportFile
+from ..reporting import checklist, drafting, lifecycle, preservation, selectors
+from .forms import AttestForm, DestroyForm, HoldExtendForm, MoveForm, ReportForm, refused_into
+
+
+def _errors(request, exc: Refused) -> None:
+    for message in exc.errors.values():
+        messages.error(request, message)
+
+
+def _form_errors(request, form) -> None:
+    for field, errors in form.errors.items():
+        messages.error(request, f"{form.fields[field].label or field}: {' '.join(errors)}" if field in form.fields else " ".join(errors))
+
+
+@require_GET
+@lead_required
+def report_list(request):
+    state = request.GET.get("state") if request.GET.get("state") in Report.State.values else Report.State.DRAFT
+    reports = selectors.reports_in_state(state)
+    counts = selectors.report_counts()
+    return render(request, "reports/report_list.html", {
+        "reports": reports, "state": state, "waiting": selectors.unreported_sightings().count(),
+        "states": [(value, label, counts.get(value, 0)) for value, label in Report.State.choices]})
+
+
+@require_POST
+@lead_required
+def report_build(request):
+    drafts = drafting.report_draft_build(actor=request.user)
+    messages.success(request, f"{len(drafts)} draft report{'s' if len(drafts) != 1 else ''} received new files.")
+    return redirect("report-list")
+
+
+def _files_xml(report: Report, files: list[ReportFile]) -> list[tuple[ReportFile, str]]:
+    if report.state == Report.State.DRAFT:
+        return [(f, to_bytes(file_details_document(f)).decode()) for f in files]
+    return [(f, f.details_xml) for f in files]
+
+
+def _detail_context(report: Report, form) -> dict:
+    checks = checklist.report_checklist(report)
+    if report.state == Report.State.DRAFT:
+        document, problems = checklist.report_preview(report)
+        document = document.decode()
+    else:
+        document, problems = report.report_xml, []
+    files = [check.report_file for check in checks.files]
+    return {
+        "report": report, "form": form, "checklist": checks, "document": document, "problems": problems,
+        "files_xml": _files_xml(report, files),
+        "drafts": selectors.other_drafts(report),
+        "calls": selectors.report_calls(report),
+        "holds": selectors.report_holds(report),
+        "configured": bool(settings.TSREVIEW_CYBERTIP_BASE_URL),
+    }
+
+
+@require_GET
+@lead_required
+def report_detail(request, report_id):
+    report = access.report_for_lead(report_id)
+    return render(request, "reports/report_detail.html", _detail_context(report, ReportForm(instance=report)))
+
+
+@require_POST
+@lead_required
+def report_edit(request, report_id):
+    report = access.report_for_lead(report_id)
+    form = ReportForm(request.POST, instance=access.report_for_lead(report.pk))  # a copy: the form writes to it
+    if form.is_valid():
+        try:
+            drafting.report_update(actor=request.user, report=report, changes=form.cleaned_data)
+            messages.success(request, "Report saved.")
+            return redirect("report-detail", report_id=report.pk)
+        except Refused as exc:
+            refused_into(form, exc)
+    return render(request, "reports/report_detail.html", _detail_context(report, form), status=400)
+
+
+def _act(request, report_id, operation, done: str):
+    report = access.report_for_lead(report_id)
+    try:
+        operation(actor=request.user, report=report)
+        messages.success(request, done)
+    except Refused as exc:
+        _errors(request, exc)
+    return redirect("report-detail", report_id=report.pk)
+
+
+@require_POST
+@lead_required
+def report_approve(request, report_id):
+    return _act(request, report_id, lifecycle.report_approve, "Approved. The report is being sent to the CyberTipline.")
+
+
+@require_POST
+@lead_required
+def report_retry(request, report_id):
+    return _act(request, report_id, lifecycle.report_retry, "Sending again.")
+
+
+@require_POST
+@lead_required
+def report_abandon(request, report_id):
+    report = access.report_for_lead(report_id)
+    try:
+        state = lifecycle.report_abandon(actor=request.user, report=report, reason=request.POST.get("reason", ""))
+        messages.success(request, f"Given up: the report is {state}.")
+    except Refused as exc:
+        _errors(request, exc)
+    return redirect("report-detail", report_id=report.pk)
+
+
+@require_POST
+@lead_required
+def report_reopen(request, report_id):
+    return _act(request, report_id, lifecycle.report_reopen, "Reopened as a draft.")
+
+
+@require_GET
+@lead_required
+def report_xml(request, report_id):
+    """The report document (or, with ?file=, one file's fileDetails) as a download."""
+    report = access.report_for_lead(report_id)
+    context = _detail_context(report, None)
+    body, name = context["document"], f"report-{report.pk}.xml"
+    if request.GET.get("file"):
+        body = next((xml for f, xml in context["files_xml"] if str(f.pk) == request.GET["file"]), None)
+        if body is None:
+            return HttpResponse("No such file in this report.", status=404, content_type="text/plain")
+        name = f"report-{report.pk}-file-{request.GET['file']}.xml"
+    response = HttpResponse(body, content_type="application/xml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    return response
+
+
+@require_POST
+@lead_required
+def report_file_move(request, file_id):
+    report_file = access.report_file_for_lead(file_id)
+    form = MoveForm(request.POST)
+    choice = form.cleaned_data["target"] if form.is_valid() else ""
+    target = selectors.draft_for_lead(int(choice)) if choice.isdigit() else None
+    if choice != "new" and target is None:
+        messages.error(request, "Choose a draft report (or a new draft) to move the file to.")
+        return redirect("report-detail", report_id=report_file.report_id)
+    try:
+        target = drafting.report_file_move(actor=request.user, report_file=report_file, target=target)
+    except Refused as exc:
+        _errors(request, exc)
+        return redirect("report-detail", report_id=report_file.report_id)
+    messages.success(request, f"File moved to report {target.pk}.")
+    return redirect("report-detail", report_id=target.pk)
+
+
+@require_POST
+@lead_required
+def report_attest(request, file_id):
+    report_file = access.report_file_for_lead(file_id)
+    form = AttestForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+        return redirect("report-detail", report_id=report_file.report_id)
+    try:
+        drafting.report_attest(actor=request.user, report_file=report_file, **form.cleaned_data)
+        messages.success(request, f"Attested: {form.cleaned_data['field']} is not available.")
+    except Refused as exc:
+        _errors(request, exc)
+    return redirect("report-detail", report_id=report_file.report_id)
+
+
+@require_POST
+@lead_required
+def hold_extend(request, hold_id):
+    hold = access.hold_for_lead(hold_id)
+    form = HoldExtendForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+    else:
+        try:
+            preservation.hold_extend(actor=request.user, hold=hold, **form.cleaned_data)
+            messages.success(request, f"Hold on item {hold.item_id} extended.")
+        except Refused as exc:
+            _errors(request, exc)
+    return redirect("report-detail", report_id=hold.report_id) if hold.report_id else redirect("report-list")
+
+
+@require_POST
+@lead_required
+def material_destroy(request, item_id):
+    item = access.item_for_lead(item_id)
+    form = DestroyForm(request.POST)
+    if not form.is_valid():
+        _form_errors(request, form)
+    else:
+        try:
+            preservation.material_destroy(actor=request.user, item=item, reason=form.cleaned_data["reason"])
+            messages.success(request, f"The media of item {item.pk} was destroyed.")
+        except Refused as exc:
+            _errors(request, exc)
+    back = request.POST.get("report", "")
+    return redirect("report-detail", report_id=int(back)) if back.isdigit() else redirect("report-list")

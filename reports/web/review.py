@@ -1,0 +1,189 @@
+"""The reviewer's pages: home, claim, review, reveal and decide; settings and breaks.
+Each view: parse input, access helper, one operation, render."""
+
+import json
+import math
+
+from django.contrib import messages
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_GET, require_POST
+
+from .. import access
+from ..errors import Refused
+from ..intake.submission import item_sightings
+from ..leads.selectors import decision_history
+from ..models import Claim, Decision, Item, ViewEvent, WellnessPolicy
+from ..review import queue, reveal, wellness
+from ..review.decisions import ANNOTATIONS, decision_record
+from .claiming import claim_and_open
+from .forms import DecisionForm, SettingsForm, refused_into
+
+PREVIEW_KINDS = {"thumb", "inspect-1", "inspect-2", "inspect-3"}
+KEYS = [
+    ("Space", "Reveal (hold, or press in click mode)"),
+    ("1 2 3 4", "Confirm as A1, A2, B1, B2"),
+    ("a b m u", "Not apparent CSAM: adult, benign, not a match, unreadable"),
+    ("g", "Toggle the Generative AI annotation"),
+    ("e", "Escalate to a lead (write a note)"),
+    ("Enter", "Record the chosen decision"),
+    ("s", "Skip (no penalty)"),
+    ("?", "Show these keys"),
+    ("Esc", "Clear the choice / close this help"),
+]
+
+
+@require_GET
+def home(request):
+    counts = queue.queue_counts()
+    policy = WellnessPolicy.current()
+    day = wellness.exposure_today(request.user)
+    return render(request, "reports/home.html", {
+        "waiting": counts.get(Item.State.QUEUED, 0) + counts.get(Item.State.QA, 0),
+        "preparing": counts.get(Item.State.NEW, 0),
+        "held": queue.claim_open_for(request.user),
+        "day": day,
+        "cap_reached": wellness.cap_reached(day, policy),
+        "break_due": wellness.break_due(day, policy),
+        "active_minutes": day.active_seconds // 60,
+    })
+
+
+@require_POST
+def claim_next(request):
+    return claim_and_open(request)
+
+
+def _review_context(request, item, claim, form):
+    submissions = item_sightings(item)
+    matches = [m for s in submissions for m in s.matches.all()]
+    settings = wellness.settings_effective(request.user)
+    return {
+        "item": item, "claim": claim, "form": form, "submissions": submissions, "matches": matches,
+        "label": matches[0].short_label() if matches else "Known-hash match",
+        "settings": settings, "keys": KEYS, "annotations": ANNOTATIONS,
+        "viewed": reveal.viewed_by(item, request.user),
+        # Leads deciding an escalation see what came before; reviewers (first or QA) never do.
+        "earlier": decision_history(item) if claim is None or claim.stage == Claim.Stage.LEAD else None,
+        "inspect_kind": f"inspect-{settings.blur}",
+        "classifications": [(c.value, c.label, str(n)) for n, c in enumerate(list(Decision.Classification)[1:], 1)],
+        "reasons": [(r.value, r.label, key) for r, key in zip(list(Decision.Reason)[1:], "abmu", strict=True)],
+    }
+
+
+@require_GET
+def review_page(request, item_id):
+    item, claim = access.item_for_user(request.user, item_id)
+    return render(request, "reports/review.html", _review_context(request, item, claim, DecisionForm()))
+
+
+@require_POST
+def review_decide(request, item_id):
+    item, claim = access.item_for_user(request.user, item_id, claim_required=True)
+    form = DecisionForm(request.POST)
+    if form.is_valid():
+        try:
+            decision_record(user=request.user, claim=claim, **form.cleaned_data)
+        except Refused as exc:
+            refused_into(form, exc)
+        else:
+            messages.success(request, "Decision recorded.")
+            return claim_next(request)
+    return render(request, "reports/review.html", _review_context(request, item, claim, form), status=400)
+
+
+@require_POST
+def review_skip(request, item_id):
+    _, claim = access.item_for_user(request.user, item_id, claim_required=True)
+    queue.claim_skip(claim=claim)
+    messages.info(request, "Skipped. The item went back to the queue.")
+    return claim_next(request)
+
+
+@require_POST
+def review_heartbeat(request, item_id):
+    """The open review page keeps its lease and reports active time."""
+    claim = access.claim_for_user(request.user, item_id)
+    day = wellness.activity_record(request.user)
+    policy = WellnessPolicy.current()
+    held = claim is not None and queue.claim_renew(claim=claim)
+    return JsonResponse({"held": held, "break_due": wellness.break_due(day, policy),
+                         "cap_percent": round(100 * wellness.cap_share(day, policy))})
+
+
+@require_GET
+def media_preview(request, item_id, kind):
+    if kind not in PREVIEW_KINDS:
+        raise Http404
+    try:
+        item, _ = access.item_for_user(request.user, item_id)
+    except Http404:
+        reveal.media_denied(user=request.user, item_id=item_id, what=kind)
+        raise
+    try:
+        data = reveal.preview_fetch(user=request.user, item=item, kind=kind)
+    except reveal.MediaGone:
+        raise Http404 from None
+    return _media_response(data, "image/jpeg")
+
+
+@require_POST
+def media_original(request, item_id):
+    """The original bytes, only for a deliberate reveal by the claim holder or a lead."""
+    try:
+        item, claim = access.item_for_user(request.user, item_id)
+    except Http404:
+        reveal.media_denied(user=request.user, item_id=item_id, what="original")
+        raise
+    mode = request.POST.get("mode") if request.POST.get("mode") in ViewEvent.Mode.values else ViewEvent.Mode.HOLD
+    try:
+        data, view = reveal.original_fetch(user=request.user, item=item, claim=claim, mode=mode)
+    except reveal.MediaGone:
+        raise Http404 from None
+    response = _media_response(data, item.mime_type)
+    response["X-View-Id"] = str(view.pk)
+    return response
+
+
+def _media_response(data: bytes, content_type: str) -> HttpResponse:
+    response = HttpResponse(data, content_type=content_type)
+    response["Cache-Control"] = "no-store, private"
+    response["Content-Disposition"] = "inline"
+    # Uploaded bytes may also be HTML or a ZIP after the image (a polyglot); opened directly,
+    # they run nothing and reach nothing.
+    response["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    return response
+
+
+@require_POST
+def view_ended(request, view_id):
+    view = access.view_for_user(request.user, view_id)
+    try:
+        seconds = float(json.loads(request.body or b"{}").get("seconds", 0))
+        if not math.isfinite(seconds):
+            raise ValueError(seconds)
+    except (ValueError, TypeError, AttributeError):
+        return JsonResponse({"errors": {"seconds": ["Send {\"seconds\": <number>}."]}}, status=400)
+    return JsonResponse({"counted": reveal.view_seconds_record(view=view, seconds=seconds)})
+
+
+def settings_page(request):
+    policy = WellnessPolicy.current()
+    own = wellness.settings_for(request.user)
+    form = SettingsForm(request.POST or None, instance=own, policy=policy)
+    if request.method == "POST" and form.is_valid():
+        wellness.settings_update(user=request.user, changes={k: form.cleaned_data[k] for k in form.fields})
+        messages.success(request, "Settings saved.")
+        return redirect("settings")
+    return render(request, "reports/settings.html", {"form": form}, status=400 if form.errors else 200)
+
+
+@require_POST
+def break_taken(request):
+    wellness.break_taken(request.user)
+    messages.success(request, "Welcome back.")
+    target = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
+    return redirect(target if safe else reverse("home"))
