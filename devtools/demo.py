@@ -105,5 +105,7 @@ def confirmations_make(*, count: int) -> int:
 
 
 def _confirm(user, claim) -> None:
-    reveal.original_fetch(user=user, item=claim.item, claim=claim, mode="hold")
+    # As the review page would: the original fetched, then a 2 s painted look reported.
+    _, _, view = reveal.original_fetch(user=user, item=claim.item, claim=claim, mode="hold")
+    reveal.view_seconds_record(view=view, seconds=2.0, painted=True)
     decisions.decision_record(user=user, claim=claim, verdict="confirmed", classification="A1")

@@ -181,12 +181,19 @@ class ViewEvent(models.Model):
     claim = models.ForeignKey(Claim, null=True, blank=True, on_delete=models.PROTECT, related_name="views")
     mode = models.CharField(max_length=8, choices=Mode.choices)
     started_at = models.DateTimeField()
-    # Unblurred time as the browser measured it, clamped by the server; recorded once.
+    # Unblurred time as the browser measured it (from the first painted frame), clamped by the
+    # server; recorded once.
     seconds = models.FloatField(default=0)
     reported = models.BooleanField(default=False)
+    # A painted view (DESIGN §5): the page reported the original decoded and on screen for at
+    # least TSREVIEW_MIN_VIEW_SECONDS. Only such a view lets a reviewer confirm the file and
+    # makes fileViewedByEsp true.
+    painted = models.BooleanField(default=False)
+    # What the browser was sent: the original bytes, or a greyscale rendering the policy asked for.
+    rendering = models.CharField(max_length=10, default="original")
 
     class Meta:
-        indexes = [models.Index(fields=["item", "user"], name="view_item_user")]
+        indexes = [models.Index(fields=["item", "user"], name="view_item_user")]  # review.reveal.viewed_by
 
 
 class Decision(models.Model):

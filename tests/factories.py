@@ -17,7 +17,7 @@ from reports.intake.submission import submission_push
 from reports.models import Claim, Decision, Item, Scanner
 from reports.review.decisions import decision_record
 from reports.review.queue import item_claim
-from reports.review.reveal import original_fetch
+from reports.review.reveal import original_fetch, view_seconds_record
 
 TEST_MEDIA_KEY = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="
 PASSWORD = "correct horse battery staple"
@@ -80,6 +80,22 @@ def push(client, data=None, metadata=None, *, content_type="image/jpeg", raw_met
     return client.post("/api/v1/submissions", body, format="multipart")
 
 
+def look(user, item, claim=None, *, seconds=1.0, painted=True):
+    """A reveal as the review page makes it: the original is fetched, then the page reports
+    how long it was painted on screen. Returns the ViewEvent."""
+    _, _, view = original_fetch(user=user, item=item, claim=claim, mode="hold")
+    return view_seconds_record(view=view, seconds=seconds, painted=painted)
+
+
+def look_via(client, item_id, *, seconds=1.0, painted=True):
+    """The same look through the pages: POST the reveal, then the page's report of it."""
+    response = client.post(f"/media/{item_id}/original/", {"mode": "hold"})
+    assert response.status_code == 200, response.status_code
+    client.post(f"/views/{response['X-View-Id']}/", json.dumps({"seconds": seconds, "painted": painted}),
+                content_type="application/json")
+    return response
+
+
 # --- People and decisions ---------------------------------------------------------------------
 
 def make_user(username: str, role: str):
@@ -110,7 +126,7 @@ def make_confirmed(seed: int, reviewer, *, metadata=None, reveal=True, classific
         claim = item_claim(user=reviewer)
         assert claim.item_id == item.pk
         if reveal:
-            original_fetch(user=reviewer, item=item, claim=claim, mode="hold")
+            look(reviewer, item, claim)
         decision_record(user=reviewer, claim=claim, verdict="confirmed", classification=classification,
                                   annotations=annotations)
     item.refresh_from_db()
@@ -122,6 +138,6 @@ def decide_next(user, verdict="confirmed", *, stages=(Claim.Stage.QA, Claim.Stag
     claim = item_claim(user=user, stages=stages)
     assert claim is not None
     if reveal:
-        original_fetch(user=user, item=claim.item, claim=claim, mode="hold")
+        look(user, claim.item, claim)
     defaults = {"confirmed": {"classification": "A1"}, "not_csam": {"reason": "benign"}, "escalated": {"note": "unsure"}}
     return decision_record(user=user, claim=claim, verdict=verdict, **{**defaults[verdict], **fields})

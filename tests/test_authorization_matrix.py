@@ -144,7 +144,7 @@ def _world():
     item = make_item(1, priority=99)
     claim = queue.item_claim(user=people["holder"])
     assert claim.item == item
-    _, view = review.original_fetch(user=people["holder"], item=item, claim=claim, mode="hold")
+    _, _, view = review.original_fetch(user=people["holder"], item=item, claim=claim, mode="hold")
     from rest_framework.test import APIClient
 
     owner = APIClient()

@@ -15,9 +15,8 @@ from reports.intake import previews
 from reports.models import ApiCall, AuditEvent, Hold, Report, Submission
 from reports.reporting import drafting, lifecycle
 from reports.review import decisions, queue
-from reports.review import reveal as review
 
-from .factories import make_confirmed, make_metadata, push
+from .factories import look, make_confirmed, make_metadata, push
 
 pytestmark = pytest.mark.django_db
 
@@ -60,7 +59,7 @@ def test_the_scanner_sees_reported_and_the_ncmec_report_id(api, reviewer, lead, 
     item = previews.item_previews_make(item_id=Submission.objects.get(pk=submission_id).item_id)
     with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0):
         claim = queue.item_claim(user=reviewer)
-        review.original_fetch(user=reviewer, item=item, claim=claim, mode="hold")
+        look(reviewer, item, claim)
         decisions.decision_record(user=reviewer, claim=claim, verdict="confirmed", classification="A1")
     body = api.get(f"/api/v1/submissions/{submission_id}").json()
     assert (body["status"], body["report"]) == ("confirmed", None)

@@ -16,7 +16,7 @@ from reports.reporting.checklist import report_checklist
 from reports.reporting.lifecycle import report_send
 from reports.review import queue
 
-from .factories import PASSWORD, decide_next, make_confirmed, make_item, make_metadata, push
+from .factories import PASSWORD, decide_next, look_via, make_confirmed, make_item, make_metadata, push
 
 pytestmark = pytest.mark.django_db
 
@@ -27,7 +27,7 @@ def test_overturning_a_confirmation_takes_the_file_out_of_its_draft(client, revi
     item = make_confirmed(1, reviewer)
     report = drafting.report_draft_build(actor=lead)[0]
     client.force_login(lead)
-    client.post(f"/media/{item.pk}/original/", {"mode": "hold"})
+    look_via(client, item.pk)
     response = client.post(f"/lead/items/{item.pk}/overturn/", {"verdict": "not_csam", "reason": "adult", "note": "An adult."})
     assert response.status_code == 302
     assert not ReportFile.objects.filter(item=item).exists()
@@ -39,7 +39,7 @@ def test_overturning_a_confirmation_takes_the_file_out_of_its_draft(client, revi
 def test_an_item_in_a_report_being_sent_cannot_be_overturned(client, lead, approved):  # noqa: F811
     item = approved.files.get().item
     client.force_login(lead)
-    client.post(f"/media/{item.pk}/original/", {"mode": "hold"})
+    look_via(client, item.pk)
     response = client.post(f"/lead/items/{item.pk}/overturn/", {"verdict": "not_csam", "reason": "adult", "note": "x"})
     assert response.status_code == 400 and "being sent" in response.content.decode()
     assert Item.objects.get(pk=item.pk).verdict == "confirmed"

@@ -13,9 +13,8 @@ from django.utils import timezone
 from reports.models import AuditEvent, Claim, Decision, ExposureDay, Item, WellnessPolicy
 from reports.review import queue
 from reports.review.decisions import decision_record
-from reports.review.reveal import original_fetch
 
-from .factories import decide_next, make_item, make_metadata, make_user
+from .factories import decide_next, look, look_via, make_item, make_metadata, make_user
 
 pytestmark = pytest.mark.django_db
 REFUSED = (InternalError, ProgrammingError, IntegrityError)
@@ -182,7 +181,7 @@ def test_the_item_timeline_tells_what_happened_in_order(client, lead, reviewer, 
     response = client.get(f"/lead/items/{decision.item_id}/")
     actions = [e["action"] for e in response.context["timeline"]]
     assert actions == ["item.created", "submission.created", "item.previews_made", "item.queued", "claim.started",
-                       "media.original", "decision.recorded", "media.view_ended", "claim.decided"]
+                       "media.original", "media.view_ended", "decision.recorded", "claim.decided"]
     page = response.content.decode()
     assert "rita revealed the original (hold)" in page and "rita decided: confirmed A1 · viewed unblurred" in page
     assert "web-images-v3" in page  # the provenance
@@ -213,7 +212,7 @@ def test_an_overturn_needs_a_reason_and_a_confirmation_needs_the_leads_own_look(
     assert client.post(url, {"verdict": "confirmed", "classification": "A1", "note": ""}).status_code == 400
     response = client.post(url, {"verdict": "confirmed", "classification": "A1", "note": "Missed it."})
     assert response.status_code == 400 and "Reveal the file before confirming" in response.content.decode()
-    client.post(f"/media/{original.item_id}/original/", {"mode": "hold"})
+    look_via(client, original.item_id)
     assert client.post(url, {"verdict": "confirmed", "classification": "A1", "note": "Missed it."}).status_code == 302
     assert Decision.objects.get(supersedes=original).viewed_unblurred is True
 
@@ -231,7 +230,7 @@ def test_sampled_decisions_get_a_blind_second_review_by_someone_else(client, rev
     client.force_login(second_reviewer)
     page = client.get(f"/review/{item.pk}/").content.decode()
     assert "Earlier decisions" not in page and "A2" not in page.split('id="decision"')[0]
-    original_fetch(user=second_reviewer, item=item, claim=claim, mode="hold")
+    look(second_reviewer, item, claim)
     decision_record(user=second_reviewer, claim=claim, verdict="confirmed", classification="A1")
     assert Item.objects.get(pk=item.pk).state == Item.State.DECIDED  # same verdict: agreement
 
@@ -250,7 +249,7 @@ def test_a_qa_disagreement_goes_to_a_lead_who_decides(client, reviewer, second_r
     page = client.get(response.url).content.decode()
     assert "Earlier decisions" in page and "rita (review): Confirmed A1" in page and "sam (qa): not apparent CSAM" in page
     assert 'value="escalated"' not in page  # a lead decides
-    client.post(f"/media/{item.pk}/original/", {"mode": "hold"})
+    look_via(client, item.pk)
     client.post(f"/review/{item.pk}/decide/", {"verdict": "not_csam", "reason": "adult", "note": "Adult."})
     item.refresh_from_db()
     assert (item.state, item.verdict) == (Item.State.DECIDED, "not_csam")
@@ -278,7 +277,7 @@ def test_reviewer_stats_count_decisions_agreement_and_overturns(client, reviewer
     decide_next(second_reviewer, classification="A1")  # agrees
     disagreeing = decide_next(second_reviewer, classification="B1")  # disagrees → lead
     client.force_login(lead)
-    client.post(f"/media/{disagreeing.item_id}/original/", {"mode": "hold"})
+    look_via(client, disagreeing.item_id)
     client.post(f"/lead/items/{disagreeing.item_id}/overturn/", {"verdict": "confirmed", "classification": "B1", "note": "x"})
     # The escalated item is not decided yet, so the overturn is refused; decide it as the lead.
     claim = queue.item_claim(user=lead, stages=(Claim.Stage.LEAD,))

@@ -17,9 +17,8 @@ from reports.models import Attestation, AuditEvent, Report, ReportFile, Submissi
 from reports.reporting import drafting, lifecycle, selectors
 from reports.reporting.checklist import report_checklist
 from reports.review import decisions, queue
-from reports.review import reveal as review
 
-from .factories import make_confirmed, make_item, make_metadata, push
+from .factories import look, make_confirmed, make_item, make_metadata, push
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("reporter_settings")]
 
@@ -237,7 +236,7 @@ def test_provenance_the_scanner_adds_later_clears_the_missing_field(api, client,
     item = previews.item_previews_make(item_id=Submission.objects.get(pk=submission_id).item_id)
     with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0):
         claim = queue.item_claim(user=reviewer)
-        review.original_fetch(user=reviewer, item=item, claim=claim, mode="hold")
+        look(reviewer, item, claim)
         decisions.decision_record(user=reviewer, claim=claim, verdict="confirmed", classification="B1")
     report = one_draft(lead)
     assert report_checklist(report).files[0].blocking == ["dataset.vendor"]
@@ -326,7 +325,7 @@ def test_file_viewed_by_esp_is_true_when_the_confirming_reviewer_revealed_the_fi
 
 def test_file_viewed_by_esp_is_false_when_the_confirming_reviewer_did_not_reveal_it(reviewer, lead, reporter_settings):
     item = make_item(1, priority=5000)
-    review.original_fetch(user=lead, item=item, claim=None, mode="hold")  # someone else's look does not count
+    look(lead, item)  # someone else's look does not count
     with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0, TSREVIEW_REQUIRE_VIEW_TO_CONFIRM=False):
         claim = queue.item_claim(user=reviewer)
         decisions.decision_record(user=reviewer, claim=claim, verdict="confirmed", classification="A2")

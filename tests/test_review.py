@@ -13,7 +13,7 @@ from django.utils import timezone
 from reports.intake.storage import media_store
 from reports.models import AuditEvent, Claim, Decision, ExposureDay, Item, ReviewerSettings, Role, ViewEvent, WellnessPolicy
 
-from .factories import make_item
+from .factories import look_via, make_item
 
 pytestmark = pytest.mark.django_db
 
@@ -235,7 +235,7 @@ def test_confirming_needs_a_recorded_reveal(rita, queued_items):
 def test_a_confirmation_is_recorded_with_the_view_and_audited(rita, reviewer, queued_items, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     item = claim(rita)
-    reveal(rita, item)
+    look_via(rita, item.pk)  # revealed, and the page reported it painted
     response = decide(rita, item, verdict="confirmed", classification="B2", annotations=["generativeAi", "viral"])
     assert response.status_code == 302 and response.url.startswith("/review/")  # straight to the next item
     decision = Decision.objects.get()
@@ -255,9 +255,9 @@ def test_an_unreported_reveal_is_counted_when_the_claim_ends(rita, reviewer, que
     item = claim(rita)
     reveal(rita, item)
     ViewEvent.objects.update(started_at=timezone.now() - timedelta(seconds=7))
-    decide(rita, item, verdict="confirmed", classification="A2")
+    decide(rita, item, verdict="not_csam", reason="benign")
     view = ViewEvent.objects.get()
-    assert view.reported and 7 <= view.seconds <= 10
+    assert view.reported and 7 <= view.seconds <= 10 and not view.painted
     assert ExposureDay.objects.get(user=reviewer).unblurred_seconds == pytest.approx(view.seconds)
 
 

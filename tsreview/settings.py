@@ -27,6 +27,10 @@ def env_int(name, default):
     return int(env(name, str(default)))
 
 
+def env_float(name, default):
+    return float(env(name, str(default)))
+
+
 def database_from_url(url):
     """postgres://user:pass@host:port/name or sqlite:///path (relative to the project)."""
     parts = urlparse(url)
@@ -180,6 +184,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
 # --- Review and wellness defaults (DESIGN §5) -------------------------------------------------
 TSREVIEW_LEASE_SECONDS = env_int("TSREVIEW_LEASE_SECONDS", 600)
 TSREVIEW_REQUIRE_VIEW_TO_CONFIRM = env_bool("TSREVIEW_REQUIRE_VIEW_TO_CONFIRM", True)
+# A reveal counts as a view only when the page reports the original painted for this long
+# (clamped by the server's own clock).
+TSREVIEW_MIN_VIEW_SECONDS = env_float("TSREVIEW_MIN_VIEW_SECONDS", 0.3)
+# A reveal whose page never reported its length counts as at most this long (not painted).
+TSREVIEW_UNREPORTED_VIEW_SECONDS = env_float("TSREVIEW_UNREPORTED_VIEW_SECONDS", 10.0)
 TSREVIEW_QA_SAMPLE_PERCENT = env_int("TSREVIEW_QA_SAMPLE_PERCENT", 10)
 
 # --- Provenance policy (DESIGN §4): what a report needs, per source type ----------------------

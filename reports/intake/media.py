@@ -202,3 +202,13 @@ def previews_make(data: bytes) -> dict[str, bytes]:
     for level in BLUR_CELLS:
         previews[f"inspect-{level}"] = preview(grey, side=INSPECT_SIDE, blur=level)
     return previews
+
+
+def greyscale_rendering(data: bytes) -> bytes:
+    """The original as the policy lets a reviewer see it without colour: upright, first frame
+    only, at its natural size, greyscale, as a PNG (lossless: no detail lost or invented)."""
+    image = _open(data)
+    grey = decode_reduced(image, max(image.size), grey=True)
+    out = io.BytesIO()
+    grey.save(out, "PNG")
+    return out.getvalue()

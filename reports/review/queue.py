@@ -11,18 +11,14 @@ from ..audit import audit_record
 from ..models import Claim, Item, WellnessPolicy
 from ..states import item_move
 from .reveal import views_close_unreported, views_lock_unreported
-from .wellness import cap_reached, exposure_today
+from .wellness import CapReached, cap_reached, exposure_today
+
+__all__ = ["CapReached", "item_claim", "claim_skip", "claim_end", "claim_renew", "leases_expire", "queue_counts"]
 
 # Where an item goes back to when a claim ends without a decision.
 WAITING_STATE = {Claim.Stage.REVIEW: Item.State.QUEUED, Claim.Stage.QA: Item.State.QA, Claim.Stage.LEAD: Item.State.ESCALATED}
 SKIP_MEMORY = timedelta(hours=1)
 DEFAULT_STAGES = (Claim.Stage.QA, Claim.Stage.REVIEW)  # reviewers: blind QA first, then first reviews
-
-
-class CapReached(Exception):
-    """Today's exposure cap is reached: no new claims (and no reveals) until tomorrow."""
-
-    message = "You have reached today's exposure limit. Thank you — no more items today."
 
 
 def queue_counts() -> dict[str, int]:

@@ -2,13 +2,15 @@
 
 Who may look is decided before these run (access.item_for_user)."""
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from ..audit import audit_record
+from ..intake.media import greyscale_rendering
 from ..intake.storage import media_store
 from ..models import Claim, Item, ViewEvent, WellnessPolicy
-from .wellness import exposure_add
+from .wellness import CapReached, cap_reached, exposure_add, exposure_today
 
 # Seconds of slack for the clock difference between a browser's measurement and ours.
 CLOCK_SLACK = 2.0
@@ -18,8 +20,15 @@ class MediaGone(Exception):
     """The media was never made (previews pending) or has been destroyed."""
 
 
+class BelowMinimumBlur(Exception):
+    """A preview lighter than the policy's minimum blur was asked for."""
+
+
 def preview_fetch(*, user, item: Item, kind: str) -> bytes:
-    """A blurred preview; the caller has passed item_for_user. Audited: media.preview."""
+    """A blurred preview; the caller has passed item_for_user. The policy's minimum blur holds
+    here, not only in the page. Audited: media.preview."""
+    if kind.startswith("inspect-") and int(kind.rpartition("-")[2]) < WellnessPolicy.current().min_blur:
+        raise BelowMinimumBlur
     name = item.previews.get(kind)
     if not name or item.purged_at:  # not made yet, or destroyed by retention or on request
         raise MediaGone
@@ -28,19 +37,29 @@ def preview_fetch(*, user, item: Item, kind: str) -> bytes:
     return media_store().get(name)
 
 
-def original_fetch(*, user, item: Item, claim: Claim | None, mode: str) -> tuple[bytes, ViewEvent]:
-    """The original bytes for a deliberate reveal; the caller has passed item_for_user.
+def original_fetch(*, user, item: Item, claim: Claim | None, mode: str) -> tuple[bytes, str, ViewEvent]:
+    """The original for a deliberate reveal; the caller has passed item_for_user. Returns the
+    bytes, their type and the ViewEvent (its length comes later from the page).
 
-    Records a ViewEvent (its length comes later from the page) and counts a reveal.
-    Audited: media.original."""
+    Refused at today's exposure cap (CapReached). Where the policy does not allow colour, the
+    browser gets a greyscale rendering at natural size, never the colour bytes. Counts a reveal.
+    Audited: media.original, saying which rendering was sent."""
     if item.purged_at:
         raise MediaGone
+    policy = WellnessPolicy.current()
+    if cap_reached(exposure_today(user), policy):
+        raise CapReached
+    data, content_type = media_store().get(item.original_blob), item.mime_type
+    rendering = "original"
+    if not policy.allow_colour:
+        data, content_type, rendering = greyscale_rendering(data), "image/png", "greyscale"
     with transaction.atomic():
-        view = ViewEvent.objects.create(item=item, user=user, claim=claim, mode=mode, started_at=timezone.now())
+        view = ViewEvent.objects.create(item=item, user=user, claim=claim, mode=mode, started_at=timezone.now(),
+                                        rendering=rendering)
         audit_record(actor=user, action="media.original", subject=view, item_id=item.pk,
-                     data={"mode": mode, "claim": claim.pk if claim else None})
+                     data={"mode": mode, "claim": claim.pk if claim else None, "rendering": rendering})
         exposure_add(user, reveals=1)
-    return media_store().get(item.original_blob), view
+    return data, content_type, view
 
 
 def media_denied(*, user, item_id, what: str) -> None:
@@ -50,27 +69,30 @@ def media_denied(*, user, item_id, what: str) -> None:
 
 
 def viewed_by(item, user) -> bool:
-    """The one reveal check: has this person a recorded reveal of this file?"""
-    return ViewEvent.objects.filter(item=item, user=user).exists()
+    """The one reveal check: has this person a painted view of this file (DESIGN §5)?"""
+    return ViewEvent.objects.filter(item=item, user=user, painted=True).exists()
 
 
-def view_seconds_record(*, view: ViewEvent, seconds: float) -> float:
-    """The page reports how long a reveal lasted. The server clamps it to the time since the
-    original was sent and to the policy's longest counted reveal, records it once, and adds it
-    to today's exposure. Audited: media.view_ended."""
+def view_seconds_record(*, view: ViewEvent, seconds: float, painted: bool = False) -> ViewEvent:
+    """The page reports how long the original was on screen, and whether it was painted at all.
+    The server clamps the length to the time since the original was sent and to the policy's
+    longest counted reveal, and records it once: a retried report changes nothing. The reveal
+    is a view only if it was painted for TSREVIEW_MIN_VIEW_SECONDS after clamping. Adds the
+    seconds to today's exposure. Audited: media.view_ended."""
     policy = WellnessPolicy.current()
     with transaction.atomic():
         view = ViewEvent.objects.select_for_update(no_key=True).get(pk=view.pk)
         if view.reported:
-            return view.seconds
+            return view
         elapsed = (timezone.now() - view.started_at).total_seconds() + CLOCK_SLACK
         clamped = round(max(0.0, min(float(seconds), elapsed, policy.max_reveal_clamp_seconds)), 2)
         view.seconds, view.reported = clamped, True
-        view.save(update_fields=["seconds", "reported"])
+        view.painted = bool(painted) and clamped >= settings.TSREVIEW_MIN_VIEW_SECONDS
+        view.save(update_fields=["seconds", "reported", "painted"])
         audit_record(actor=view.user, action="media.view_ended", subject=view, item_id=view.item_id,
-                     data={"reported": round(float(seconds), 2), "counted": clamped})
+                     data={"reported": round(float(seconds), 2), "counted": clamped, "painted": view.painted})
         exposure_add(view.user, unblurred_seconds=clamped)
-    return clamped
+    return view
 
 
 def views_lock_unreported(claim: Claim) -> list[ViewEvent]:
@@ -82,6 +104,9 @@ def views_lock_unreported(claim: Claim) -> list[ViewEvent]:
 
 
 def views_close_unreported(claim: Claim, now) -> None:
-    """A reveal whose page never reported its length counts as lasting until now, capped."""
+    """A reveal whose page never reported its length (its reports were all lost) counts by what
+    the server knows: from the original's response to now, at most
+    TSREVIEW_UNREPORTED_VIEW_SECONDS; nobody saw it painted, so it is not a view."""
     for view in views_lock_unreported(claim):
-        view_seconds_record(view=view, seconds=(now - view.started_at).total_seconds())
+        seconds = min((now - view.started_at).total_seconds(), settings.TSREVIEW_UNREPORTED_VIEW_SECONDS)
+        view_seconds_record(view=view, seconds=seconds, painted=False)

@@ -15,6 +15,12 @@ SIZES = ["small", "medium", "large"]
 ACTIVE_GAP = timedelta(seconds=45)
 
 
+class CapReached(Exception):
+    """Today's exposure cap is reached: no new claims and no reveals until tomorrow."""
+
+    message = "You have reached today's exposure limit. Thank you — no more items today."
+
+
 @dataclass(frozen=True)
 class Effective:
     """A reviewer's settings after the policy's limits are applied."""

@@ -126,6 +126,8 @@ def media_preview(request, item_id, kind):
         data = reveal.preview_fetch(user=request.user, item=item, kind=kind)
     except reveal.MediaGone:
         raise Http404 from None
+    except reveal.BelowMinimumBlur:
+        return HttpResponse("This blur level is below the team's minimum.", status=403, content_type="text/plain")
     return _media_response(data, "image/jpeg")
 
 
@@ -139,10 +141,12 @@ def media_original(request, item_id):
         raise
     mode = request.POST.get("mode") if request.POST.get("mode") in ViewEvent.Mode.values else ViewEvent.Mode.HOLD
     try:
-        data, view = reveal.original_fetch(user=request.user, item=item, claim=claim, mode=mode)
+        data, content_type, view = reveal.original_fetch(user=request.user, item=item, claim=claim, mode=mode)
     except reveal.MediaGone:
         raise Http404 from None
-    response = _media_response(data, item.mime_type)
+    except queue.CapReached:
+        return JsonResponse({"errors": {"cap": [queue.CapReached.message]}}, status=403)
+    response = _media_response(data, content_type)
     response["X-View-Id"] = str(view.pk)
     return response
 
@@ -159,14 +163,21 @@ def _media_response(data: bytes, content_type: str) -> HttpResponse:
 
 @require_POST
 def view_ended(request, view_id):
+    """The page reports a reveal: {"seconds": painted seconds, "painted": true|false}. Sent
+    again on failure (and by sendBeacon on unload); only the first report counts."""
     view = access.view_for_user(request.user, view_id)
     try:
-        seconds = float(json.loads(request.body or b"{}").get("seconds", 0))
+        body = json.loads(request.body or b"{}")
+        seconds = float(body.get("seconds", 0))
         if not math.isfinite(seconds):
             raise ValueError(seconds)
+        painted = body.get("painted", False)
+        if not isinstance(painted, bool):
+            raise TypeError(painted)
     except (ValueError, TypeError, AttributeError):
-        return JsonResponse({"errors": {"seconds": ["Send {\"seconds\": <number>}."]}}, status=400)
-    return JsonResponse({"counted": reveal.view_seconds_record(view=view, seconds=seconds)})
+        return JsonResponse({"errors": {"seconds": ['Send {"seconds": <number>, "painted": <true|false>}.']}}, status=400)
+    view = reveal.view_seconds_record(view=view, seconds=seconds, painted=painted)
+    return JsonResponse({"counted": view.seconds, "painted": view.painted})
 
 
 def settings_page(request):
