@@ -171,3 +171,16 @@ def test_the_lead_item_page_shows_provenance_as_fields_not_a_raw_dict(lena, revi
 def test_look_via_the_pages_is_a_painted_view(rita, held, reviewer):
     look_via(rita, held.item_id)
     assert ViewEvent.objects.get().painted is True
+
+
+def test_a_reveal_report_carried_in_the_decision_form_counts_before_the_decision(rita, held):
+    """The page puts its last reveal report into the form too: a report still in flight on a
+    slow network cannot lose the race with the decision."""
+    _, view_id = reveal(rita, held.item_id)
+    carried = json.dumps([{"view": int(view_id), "seconds": 0.9, "painted": True}, {"view": 999999, "seconds": 5}, "junk"])
+    response = rita.post(f"/review/{held.item_id}/decide/",
+                         {"verdict": "confirmed", "classification": "A1", "view_reports": carried})
+    assert response.status_code == 302
+    assert Decision.objects.get().viewed_unblurred is True
+    assert ViewEvent.objects.get(pk=view_id).seconds == 0.9
+    assert report(rita, view_id, seconds=3, painted=True).json()["counted"] == 0.9  # the later report changes nothing

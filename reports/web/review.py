@@ -82,6 +82,7 @@ def review_page(request, item_id):
 @require_POST
 def review_decide(request, item_id):
     item, claim = access.item_for_user(request.user, item_id, claim_required=True)
+    _carried_reports(request)
     form = DecisionForm(request.POST)
     if form.is_valid():
         try:
@@ -92,6 +93,25 @@ def review_decide(request, item_id):
             messages.success(request, "Decision recorded.")
             return claim_next(request)
     return render(request, "reports/review.html", _review_context(request, item, claim, form), status=400)
+
+
+def _carried_reports(request) -> None:
+    """Reveal reports the page carries in the decision form ("view_reports": a JSON list of
+    {"view", "seconds", "painted"}), so that a report still in flight cannot lose the race with
+    the decision. Recorded exactly as by view_ended; a malformed or foreign entry is ignored
+    (the same report also goes to /views/)."""
+    try:
+        entries = json.loads(request.POST.get("view_reports") or "[]")
+    except ValueError:
+        return
+    for entry in entries[:20] if isinstance(entries, list) else []:
+        try:
+            view = access.view_for_user(request.user, int(entry["view"]))
+            seconds, painted = float(entry["seconds"]), entry.get("painted") is True
+        except (Http404, KeyError, TypeError, ValueError):
+            continue
+        if math.isfinite(seconds):
+            reveal.view_seconds_record(view=view, seconds=seconds, painted=painted)
 
 
 @require_POST
