@@ -114,6 +114,7 @@ def test_a_decision_made_by_keyboard_is_recorded_with_its_audit_event(login, rev
     assert not page.is_visible("#keys")
     page.keyboard.down(" ")
     wait_revealed(page)
+    page.wait_for_timeout(400)  # a look of at least the 300 ms a view needs
     page.keyboard.up(" ")
     wait_blurred(page)
     page.keyboard.press("2")

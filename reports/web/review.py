@@ -130,7 +130,8 @@ def review_heartbeat(request, item_id):
     policy = WellnessPolicy.current()
     held = claim is not None and queue.claim_renew(claim=claim)
     return JsonResponse({"held": held, "break_due": wellness.break_due(day, policy),
-                         "cap_percent": round(100 * wellness.cap_share(day, policy))})
+                         "cap_percent": round(100 * wellness.cap_share(day, policy)),
+                         "unblurred_seconds": round(day.unblurred_seconds, 1)})
 
 
 @require_GET
@@ -184,7 +185,8 @@ def _media_response(data: bytes, content_type: str) -> HttpResponse:
 @require_POST
 def view_ended(request, view_id):
     """The page reports a reveal: {"seconds": painted seconds, "painted": true|false}. Sent
-    again on failure (and by sendBeacon on unload); only the first report counts."""
+    again on failure (with keepalive on unload, and carried in the decision form); only the
+    first report counts."""
     view = access.view_for_user(request.user, view_id)
     try:
         body = json.loads(request.body or b"{}")

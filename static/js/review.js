@@ -1,69 +1,192 @@
-// The review page: deliberate reveal, re-blur on release / timeout / hidden tab, exposure
-// reporting, lease heartbeat, single-key decisions. The original is fetched only on reveal.
+// The review page: deliberate reveal, synchronous re-blur on release / timeout / hidden tab /
+// lost focus / leaving, reliable exposure reports, lease heartbeat, break dialog, single-key
+// decisions. The original is fetched only on reveal.
+//
+// Two layers in the frame: the blurred preview (#media, an <img> loaded with the page and kept
+// decoded) and the original's first frame drawn on a canvas (#original). Re-blur hides the canvas
+// and clears it in the same task as the trigger, before any request, so the next painted frame
+// already shows only the preview; nothing needs fetching to blur again.
 (function () {
   "use strict";
   var root = document.getElementById("review");
   if (!root) return;
   var csrf = document.querySelector('meta[name="csrf-token"]').content;
-  var img = document.getElementById("media");
+  var preview = document.getElementById("media");
+  var canvas = document.getElementById("original");
   var badge = document.getElementById("badge");
   var revealButton = document.getElementById("reveal");
+  var alertSlot = document.getElementById("reveal-alert");
   var form = document.getElementById("decision");
   var keys = document.getElementById("keys");
   var breakBox = document.getElementById("break");
   var mode = root.dataset.mode;
+  var greyscale = root.dataset.greyscale === "1";
   var revealSeconds = parseFloat(root.dataset.revealSeconds) || 4;
-  var previewSrc = img.dataset.previewSrc;
+  var viewsUrl = root.dataset.viewsUrl;
 
-  // --- Reveal ---------------------------------------------------------------------------
-  var wanted = false;      // the reviewer is asking to see the original now
-  var shown = null;        // {url, viewId, since} while the original is on screen
-  var timer = null;
-
-  function post(url, body, type) {
+  function post(url, body, type, keepalive) {
     return fetch(url, {
-      method: "POST", credentials: "same-origin", keepalive: true,
+      method: "POST", credentials: "same-origin", keepalive: !!keepalive,
       headers: {"X-CSRFToken": csrf, "Content-Type": type || "application/x-www-form-urlencoded"},
       body: body
     });
   }
 
-  function reveal() {
-    if (wanted) return;
-    wanted = true;
-    post(root.dataset.originalUrl, "mode=" + encodeURIComponent(mode)).then(function (response) {
-      if (!response.ok) throw new Error("reveal refused: " + response.status);
-      var viewId = response.headers.get("X-View-Id");
-      return response.blob().then(function (blob) {
-        if (!wanted) { report(viewId, 0); return; }  // released before the bytes arrived
-        shown = {url: URL.createObjectURL(blob), viewId: viewId, since: performance.now()};
-        img.src = shown.url;
-        img.classList.add("revealed");
-        badge.textContent = "Revealed";
-        root.classList.add("is-revealed");
-        var hint = document.getElementById("reveal-hint");
-        if (hint) hint.hidden = true;
-        if (mode === "click") timer = setTimeout(reblur, revealSeconds * 1000);
-      });
-    }).catch(function () { wanted = false; badge.textContent = "Could not reveal"; });
+  // --- Reveal reports -------------------------------------------------------------------
+  // Each report is kept in sessionStorage until the server has answered it, retried with
+  // backoff, sent with keepalive so it outlives the page, and sent again by the next page if the
+  // tab moved on first. The server records the first report of a view and ignores repeats.
+  var PENDING = "tsreview.pendingViews";
+  var RETRY_MS = [250, 750, 2000, 5000, 10000];
+  var leaving = false;
+
+  function pendingLoad() {
+    try { return JSON.parse(sessionStorage.getItem(PENDING)) || {}; } catch (e) { return {}; }
+  }
+  function pendingSave(pending) {
+    try { sessionStorage.setItem(PENDING, JSON.stringify(pending)); } catch (e) { /* private mode */ }
+  }
+  function pendingDone(viewId) {
+    var pending = pendingLoad();
+    delete pending[viewId];
+    pendingSave(pending);
   }
 
+  var inflight = {};
+
+  function deliver(viewId, body, attempt, fresh) {
+    inflight[viewId] = true;
+    post(viewsUrl + viewId + "/", JSON.stringify(body), "application/json", true).then(function (response) {
+      delete inflight[viewId];
+      if (response.status >= 500 || response.status === 408 || response.status === 429) throw new Error(response.status);
+      pendingDone(viewId);  // answered (or refused for good: retrying would change nothing)
+      if (response.ok && fresh) response.json().then(function (r) { meterAdd(r.counted); if (r.painted) viewed(); }).catch(function () {});
+    }).catch(function () {
+      delete inflight[viewId];
+      if (leaving) return;  // kept in sessionStorage for the next page
+      if (attempt < RETRY_MS.length) setTimeout(function () { deliver(viewId, body, attempt + 1, fresh); }, RETRY_MS[attempt]);
+    });
+  }
+
+  function report(viewId, paintedMs) {
+    if (!viewId) return;
+    var painted = paintedMs !== null;
+    var body = {seconds: painted ? paintedMs / 1000 : 0, painted: painted, painted_ms: painted ? Math.round(paintedMs) : 0};
+    var pending = pendingLoad();
+    pending[viewId] = body;
+    pendingSave(pending);
+    deliver(viewId, body, 0, true);
+  }
+
+  function flushPending(lastChance) {
+    var pending = pendingLoad();
+    Object.keys(pending).forEach(function (viewId) {
+      if (!inflight[viewId]) deliver(viewId, pending[viewId], lastChance ? RETRY_MS.length : 0, false);
+    });
+  }
+
+  // The server counted a painted view of this file: a confirmation no longer needs a reveal.
+  function viewed() {
+    var hint = document.getElementById("reveal-hint");
+    if (hint) hint.hidden = true;
+  }
+
+  // --- Exposure meter in the top bar ------------------------------------------------------
+  var meterTime = document.getElementById("meter-time");
+  function meterAdd(counted) {
+    if (!meterTime || typeof counted !== "number") return;
+    var seconds = (parseFloat(meterTime.dataset.seconds) || 0) + counted;
+    meterSet(seconds);
+  }
+  function meterSet(seconds) {
+    if (!meterTime) return;
+    meterTime.dataset.seconds = seconds;
+    meterTime.textContent = Math.round(seconds) + " s";
+  }
+
+  // --- Reveal ---------------------------------------------------------------------------
+  var wanted = false;    // the reviewer is asking to see the original now
+  var seq = 0;           // which reveal request is the current one
+  var shown = null;      // {viewId, paintedAt} while the original is on the canvas
+  var timer = null;
+  var capped = false;    // the server said today's cap is reached: no more reveals here
+
+  function alertShow(text) {
+    alertSlot.textContent = "";
+    var p = document.createElement("p");
+    p.className = "notice";
+    p.id = "reveal-refused";
+    p.textContent = text;
+    alertSlot.appendChild(p);
+  }
+
+  function refused(response) {
+    return response.json().catch(function () { return {}; }).then(function (body) {
+      var cap = body && body.errors && body.errors.cap;
+      if (response.status === 403 && cap && cap.length) {
+        capped = true;
+        revealButton.setAttribute("aria-disabled", "true");
+        badge.textContent = "Daily limit reached";
+        alertShow(cap.join(" "));
+      } else {
+        badge.textContent = "Could not reveal";
+      }
+    });
+  }
+
+  function reveal() {
+    if (wanted || capped) return;
+    wanted = true;
+    var mine = ++seq;
+    post(root.dataset.originalUrl, "mode=" + encodeURIComponent(mode)).then(function (response) {
+      if (!response.ok) { wanted = false; return refused(response); }
+      var viewId = response.headers.get("X-View-Id");
+      return response.blob().then(function (blob) {
+        // The first frame only, decoded off screen: an animated file never animates here.
+        return createImageBitmap(blob).catch(function (e) { report(viewId, null); throw e; });
+      }).then(function (bitmap) {
+        if (!wanted || mine !== seq) {  // released before the bytes arrived: never painted
+          bitmap.close();
+          report(viewId, null);
+          return;
+        }
+        show(bitmap, viewId);
+      });
+    }).catch(function () { if (mine === seq) { wanted = false; badge.textContent = "Could not reveal"; } });
+  }
+
+  function show(bitmap, viewId) {
+    canvas.width = bitmap.width;   // natural size; CSS shrinks it to the frame, never enlarges it
+    canvas.height = bitmap.height;
+    var ctx = canvas.getContext("2d");
+    if (greyscale) ctx.filter = "grayscale(1)";
+    ctx.drawImage(bitmap, 0, 0);
+    bitmap.close();
+    var current = {viewId: viewId, paintedAt: null};
+    shown = current;
+    canvas.hidden = false;
+    root.classList.add("is-revealed");
+    badge.textContent = "Revealed";
+    // The frame this callback precedes is the first one that paints the canvas.
+    requestAnimationFrame(function () {
+      if (shown === current) current.paintedAt = performance.now();
+    });
+    if (mode === "click") timer = setTimeout(reblur, revealSeconds * 1000);
+  }
+
+  // Synchronous: the original leaves the screen in this task, before anything else happens.
   function reblur() {
     wanted = false;
     clearTimeout(timer);
     if (!shown) return;
-    var seconds = (performance.now() - shown.since) / 1000;
-    img.src = previewSrc;
-    img.classList.remove("revealed");
-    URL.revokeObjectURL(shown.url);
-    badge.textContent = "Blurred";
+    var now = performance.now();
+    canvas.hidden = true;
     root.classList.remove("is-revealed");
-    report(shown.viewId, seconds);
+    canvas.width = 0;  // drops the pixels too
+    badge.textContent = "Blurred";
+    var ended = shown;
     shown = null;
-  }
-
-  function report(viewId, seconds) {
-    if (viewId) post(root.dataset.viewsUrl + viewId + "/", JSON.stringify({seconds: seconds}), "application/json");
+    report(ended.viewId, ended.paintedAt === null ? null : Math.max(0, now - ended.paintedAt));
   }
 
   if (mode === "hold") {
@@ -77,7 +200,12 @@
   // Never left revealed behind the reviewer's back.
   document.addEventListener("visibilitychange", function () { if (document.hidden) reblur(); });
   window.addEventListener("blur", reblur);
-  window.addEventListener("pagehide", reblur);
+  window.addEventListener("pagehide", function () {
+    leaving = true;
+    reblur();
+    flushPending(true);  // reports still waiting for a retry go now, with keepalive
+  });
+  window.addEventListener("pageshow", function (e) { if (e.persisted) { leaving = false; flushPending(); } });
 
   // --- Keys -----------------------------------------------------------------------------
   function choose(selector) {
@@ -103,8 +231,14 @@
   function toggleKeys(show) { keys.hidden = !show; }
 
   document.addEventListener("keydown", function (e) {
+    if (breakBox.open) {
+      // The break dialog is modal: no reveal, decision or navigation key works behind it. Its
+      // own buttons keep their keys; Esc closes it (the dialog's cancel).
+      if ((e.key === " " || e.key === "Enter") && e.target === breakBox) e.preventDefault();
+      return;
+    }
     if (e.ctrlKey || e.metaKey || e.altKey) {
-      if (e.key === "Enter" && form && typing(e.target)) { e.preventDefault(); form.requestSubmit(); }
+      if (e.key === "Enter" && form && typing(e.target)) { e.preventDefault(); reblur(); form.requestSubmit(); }
       return;
     }
     if (typing(e.target)) {
@@ -138,14 +272,32 @@
   var showKeys = document.getElementById("show-keys");
   if (showKeys) showKeys.addEventListener("click", function () { toggleKeys(true); });
   document.getElementById("close-keys").addEventListener("click", function () { toggleKeys(false); });
-  if (form) form.addEventListener("submit", reblur);
+  // The decision carries the reports still pending (the server records them first, exactly as
+  // /views/ does), so a report in flight cannot lose the race with "a confirmation needs a
+  // painted view".
+  if (form) form.addEventListener("submit", function () {
+    reblur();
+    var pending = pendingLoad();
+    var carried = Object.keys(pending).slice(-20).map(function (viewId) {
+      return {view: Number(viewId), seconds: pending[viewId].seconds, painted: pending[viewId].painted};
+    });
+    document.getElementById("view-reports").value = JSON.stringify(carried);
+  });
+  var skipForm = document.getElementById("skip-form");
+  if (skipForm) skipForm.addEventListener("submit", reblur);
+
+  // --- Break dialog ------------------------------------------------------------------------
+  var dismissedBreak = false;
+  function breakOpen() {
+    reblur();
+    if (breakBox.open) return;
+    breakBox.showModal();
+    breakBox.focus();  // the dialog itself (labelled by its title), so Space presses nothing
+  }
+  document.getElementById("dismiss-break").addEventListener("click", function () { breakBox.close(); });
+  breakBox.addEventListener("close", function () { dismissedBreak = true; });
 
   // --- Lease and wellness heartbeat -------------------------------------------------------
-  var dismissedBreak = false;
-  document.getElementById("dismiss-break").addEventListener("click", function () {
-    dismissedBreak = true; breakBox.hidden = true;
-  });
-
   // Only a reviewer who is here keeps the lease, the session and the active-time meter going:
   // after two minutes without a key, a click or a move, the page falls silent, the lease runs
   // out and the item goes back to the queue.
@@ -159,7 +311,8 @@
     post(root.dataset.heartbeatUrl, "").then(function (r) { return r.json(); }).then(function (state) {
       var meter = document.getElementById("meter-value");
       if (meter) meter.textContent = state.cap_percent + "%";
-      if (state.break_due && !dismissedBreak) { reblur(); breakBox.hidden = false; }
+      if (typeof state.unblurred_seconds === "number") meterSet(state.unblurred_seconds);
+      if (state.break_due && !dismissedBreak) breakOpen();
       if (root.dataset.held === "1" && !state.held) {
         reblur();
         root.classList.add("lost");
@@ -168,6 +321,7 @@
       }
     }).catch(function () {});
   }
+  flushPending();
   heartbeat();
   setInterval(heartbeat, 20000);
 })();
