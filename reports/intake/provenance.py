@@ -256,9 +256,10 @@ def uploader_identity(provenance: dict) -> dict:
     return {k: uploader.get(k) for k in ("esp_identifier", "screen_name", "email", "profile_url") if uploader.get(k)}
 
 
-def upload_event(provenance: dict) -> dict | None:
-    """The uploader's recorded "Upload" IP event, if any."""
-    return next((e for e in (provenance.get("uploader") or {}).get("ip_events") or [] if e.get("event") == "Upload"), None)
+def upload_event(provenance: dict, *, timed: bool = False) -> dict | None:
+    """The uploader's first recorded "Upload" IP event (with a time, if `timed`), if any."""
+    events = (provenance.get("uploader") or {}).get("ip_events") or []
+    return next((e for e in events if e.get("event") == "Upload" and (e.get("at") or not timed)), None)
 
 
 def dataset_text(dataset: dict) -> str:

@@ -74,9 +74,10 @@ def report_checklist(report: Report) -> Checklist:
     return Checklist(items, files)
 
 
-def report_preview(report: Report) -> tuple[bytes, list[str]]:
-    """The report document as it stands, and its problems (schema and documented rules)."""
-    doc = report_document(report, report_files(report))
+def report_preview(report: Report, files=None) -> tuple[bytes, list[str]]:
+    """The report document as it stands, and its problems (schema and documented rules).
+    `files` are the report's files if the caller has read them already (the checklist has)."""
+    doc = report_document(report, report_files(report) if files is None else files)
     try:
         return to_bytes(doc), validate(doc)
     except SchemaUnavailable as exc:

@@ -14,7 +14,7 @@ from django.utils.dateparse import parse_datetime
 from ..audit import audit_record
 from ..cybertip.xml import clip
 from ..errors import Refused
-from ..intake.provenance import SOURCE_TEXT, dataset_text, provenance_missing, uploader_identity
+from ..intake.provenance import SOURCE_TEXT, dataset_text, provenance_missing, upload_event, uploader_identity
 from ..models import Attestation, Item, Report, ReportFile, Submission
 from .lifecycle import draft_locked
 from .preservation import sending_guard
@@ -95,14 +95,13 @@ def incident_time(submissions: list[Submission]) -> tuple[datetime | None, str]:
     for s in submissions:
         p = s.provenance
         platform = p.get("platform") or "our service"
-        upload_event = next((e for e in (p.get("uploader") or {}).get("ip_events") or []
-                             if e.get("event") == "Upload" and e.get("at")), None)
+        upload = upload_event(p, timed=True)
         dataset = p.get("dataset") or {}
         source = f" for the dataset {dataset['name']}" + (f" (vendor {dataset['vendor']})" if dataset.get("vendor") else "") \
             if dataset.get("name") else ""
         for value, how in (
                 (p.get("uploaded_at"), f"the time the file was uploaded to {platform}, as our service recorded it"),
-                (upload_event and upload_event["at"], "the time of the uploader's recorded upload IP event"),
+                (upload and upload["at"], "the time of the uploader's recorded upload IP event"),
                 (p.get("collected_at"), f"the time the file was collected from its source{source}, as recorded at "
                                         f"collection; the file was {SOURCE_TEXT.get(p.get('source_type'), 'found')}"),
                 (s.observed_at, "the time our hash-matching scanner found the file; when it was uploaded or "

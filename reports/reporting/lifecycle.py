@@ -27,12 +27,17 @@ log = logging.getLogger(__name__)
 SEND_LEASE = timedelta(minutes=10)
 
 
+def _locked_in(report: Report, state: str, refusal: str) -> Report:
+    """The report, locked, if it is in `state`; else Refused with `refusal`."""
+    report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
+    if report.state != state:
+        raise Refused({"state": refusal.format(state=report.get_state_display())})
+    return report
+
+
 def draft_locked(report: Report) -> Report:
     """The report, locked, if it is still a draft (only a draft can change); else Refused."""
-    report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
-    if report.state != Report.State.DRAFT:
-        raise Refused({"state": f"Only a draft can change; this report is {report.get_state_display()}."})
-    return report
+    return _locked_in(report, Report.State.DRAFT, "Only a draft can change; this report is {state}.")
 
 
 def _move(report: Report, new: str, **fields) -> None:
@@ -53,14 +58,15 @@ def report_approve(*, actor, report: Report) -> Report:
         checklist = report_checklist(report)
         if checklist.blocking:
             raise Refused({"checklist": "Complete or attest every missing item first."})
+        files = [check.report_file for check in checklist.files]
         try:
-            report.report_xml = document_check(report_document(report, [c.report_file for c in checklist.files])).decode()
-            for check in checklist.files:
-                check.report_file.details_xml = document_check(file_details_document(check.report_file)).decode()
-            ReportFile.objects.bulk_update([c.report_file for c in checklist.files], ["details_xml"], batch_size=500)
+            document = document_check(report_document(report, files)).decode()
+            for report_file in files:
+                report_file.details_xml = document_check(file_details_document(report_file)).decode()
         except (DocumentInvalid, SchemaUnavailable) as exc:
             raise Refused({"xml": "; ".join(getattr(exc, "errors", [str(exc)]))}) from None
-        _move(report, Report.State.APPROVED, report_xml=report.report_xml, approved_by=actor, approved_at=timezone.now(),
+        ReportFile.objects.bulk_update(files, ["details_xml"], batch_size=500)
+        _move(report, Report.State.APPROVED, report_xml=document, approved_by=actor, approved_at=timezone.now(),
               fully_actionable=checklist.fully_actionable, failure="", attempts=0)
         audit_record(actor=actor, action="report.approved", subject=report,
                      data={"files": len(checklist.files), "fully_actionable": report.fully_actionable})
@@ -75,9 +81,7 @@ def report_send_enqueue(report_id: int) -> None:
 def report_retry(*, actor, report: Report) -> Report:
     """A lead sends a stalled report again. Audited: report.retried."""
     with transaction.atomic():
-        report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
-        if report.state != Report.State.STALLED:
-            raise Refused({"state": "Only a stalled report can be retried."})
+        report = _locked_in(report, Report.State.STALLED, "Only a stalled report can be retried.")
         _move(report, Report.State.APPROVED, failure="", attempts=0)
         audit_record(actor=actor, action="report.retried", subject=report, data={})
         transaction.on_commit(lambda: report_send_enqueue(report.pk))
@@ -88,9 +92,7 @@ def report_reopen(*, actor, report: Report) -> Report:
     """A failed (retracted) report goes back to being a draft, to be fixed and approved again;
     its call log stays. Audited: report.reopened with the old NCMEC id."""
     with transaction.atomic():
-        report = Report.objects.select_for_update(no_key=True).get(pk=report.pk)
-        if report.state != Report.State.FAILED:
-            raise Refused({"state": "Only a failed report can be reopened."})
+        report = _locked_in(report, Report.State.FAILED, "Only a failed report can be reopened.")
         old_id = report.ncmec_report_id
         _move(report, Report.State.DRAFT, ncmec_report_id=None, report_xml="")
         report.files.update(details_xml="", ncmec_file_id="", uploaded_at=None, fileinfo_at=None)

@@ -16,14 +16,23 @@ from ..reporting import checklist, drafting, lifecycle, preservation, selectors
 from .forms import AttestForm, DestroyForm, HoldExtendForm, MoveForm, ReportForm, refused_into
 
 
-def _errors(request, exc: Refused) -> None:
-    for message in exc.errors.values():
-        messages.error(request, message)
-
-
-def _form_errors(request, form) -> None:
-    for field, errors in form.errors.items():
-        messages.error(request, f"{form.fields[field].label or field}: {' '.join(errors)}" if field in form.fields else " ".join(errors))
+def _perform(request, operation, done, form=None):
+    """Run one lead action and say how it went as page messages: the form's errors, the
+    stage's refusal, or `done` (a text, or a function of the operation's result). Returns the
+    result, or None when nothing was done."""
+    if form is not None and not form.is_valid():
+        for field, errors in form.errors.items():
+            label = form.fields[field].label or field if field in form.fields else ""
+            messages.error(request, f"{label}: {' '.join(errors)}" if label else " ".join(errors))
+        return None
+    try:
+        result = operation(**(form.cleaned_data if form is not None else {}))
+    except Refused as exc:
+        for message in exc.errors.values():
+            messages.error(request, message)
+        return None
+    messages.success(request, done(result) if callable(done) else done)
+    return result
 
 
 @require_GET
@@ -54,7 +63,7 @@ def _files_xml(report: Report, files: list[ReportFile]) -> list[tuple[ReportFile
 def _detail_context(report: Report, form) -> dict:
     checks = checklist.report_checklist(report)
     if report.state == Report.State.DRAFT:
-        document, problems = checklist.report_preview(report)
+        document, problems = checklist.report_preview(report, [check.report_file for check in checks.files])
         document = document.decode()
     else:
         document, problems = report.report_xml, []
@@ -93,11 +102,7 @@ def report_edit(request, report_id):
 
 def _act(request, report_id, operation, done: str):
     report = access.report_for_lead(report_id)
-    try:
-        operation(actor=request.user, report=report)
-        messages.success(request, done)
-    except Refused as exc:
-        _errors(request, exc)
+    _perform(request, lambda: operation(actor=request.user, report=report), done)
     return redirect("report-detail", report_id=report.pk)
 
 
@@ -117,11 +122,8 @@ def report_retry(request, report_id):
 @lead_required
 def report_abandon(request, report_id):
     report = access.report_for_lead(report_id)
-    try:
-        state = lifecycle.report_abandon(actor=request.user, report=report, reason=request.POST.get("reason", ""))
-        messages.success(request, f"Given up: the report is {state}.")
-    except Refused as exc:
-        _errors(request, exc)
+    _perform(request, lambda: lifecycle.report_abandon(actor=request.user, report=report, reason=request.POST.get("reason", "")),
+             lambda state: f"Given up: the report is {state}.")
     return redirect("report-detail", report_id=report.pk)
 
 
@@ -158,13 +160,9 @@ def report_file_move(request, file_id):
     if choice != "new" and target is None:
         messages.error(request, "Choose a draft report (or a new draft) to move the file to.")
         return redirect("report-detail", report_id=report_file.report_id)
-    try:
-        target = drafting.report_file_move(actor=request.user, report_file=report_file, target=target)
-    except Refused as exc:
-        _errors(request, exc)
-        return redirect("report-detail", report_id=report_file.report_id)
-    messages.success(request, f"File moved to report {target.pk}.")
-    return redirect("report-detail", report_id=target.pk)
+    moved = _perform(request, lambda: drafting.report_file_move(actor=request.user, report_file=report_file, target=target),
+                     lambda report: f"File moved to report {report.pk}.")
+    return redirect("report-detail", report_id=moved.pk if moved else report_file.report_id)
 
 
 @require_POST
@@ -172,14 +170,8 @@ def report_file_move(request, file_id):
 def report_attest(request, file_id):
     report_file = access.report_file_for_lead(file_id)
     form = AttestForm(request.POST)
-    if not form.is_valid():
-        _form_errors(request, form)
-        return redirect("report-detail", report_id=report_file.report_id)
-    try:
-        drafting.report_attest(actor=request.user, report_file=report_file, **form.cleaned_data)
-        messages.success(request, f"Attested: {form.cleaned_data['field']} is not available.")
-    except Refused as exc:
-        _errors(request, exc)
+    _perform(request, lambda **data: drafting.report_attest(actor=request.user, report_file=report_file, **data),
+             lambda attestation: f"Attested: {attestation.field} is not available.", form)
     return redirect("report-detail", report_id=report_file.report_id)
 
 
@@ -187,15 +179,8 @@ def report_attest(request, file_id):
 @lead_required
 def hold_extend(request, hold_id):
     hold = access.hold_for_lead(hold_id)
-    form = HoldExtendForm(request.POST)
-    if not form.is_valid():
-        _form_errors(request, form)
-    else:
-        try:
-            preservation.hold_extend(actor=request.user, hold=hold, **form.cleaned_data)
-            messages.success(request, f"Hold on item {hold.item_id} extended.")
-        except Refused as exc:
-            _errors(request, exc)
+    _perform(request, lambda **data: preservation.hold_extend(actor=request.user, hold=hold, **data),
+             f"Hold on item {hold.item_id} extended.", HoldExtendForm(request.POST))
     return redirect("report-detail", report_id=hold.report_id) if hold.report_id else redirect("report-list")
 
 
@@ -203,14 +188,7 @@ def hold_extend(request, hold_id):
 @lead_required
 def material_destroy(request, item_id):
     item = access.item_for_lead(item_id)
-    form = DestroyForm(request.POST)
-    if not form.is_valid():
-        _form_errors(request, form)
-    else:
-        try:
-            preservation.material_destroy(actor=request.user, item=item, reason=form.cleaned_data["reason"])
-            messages.success(request, f"The media of item {item.pk} was destroyed.")
-        except Refused as exc:
-            _errors(request, exc)
+    _perform(request, lambda reason: preservation.material_destroy(actor=request.user, item=item, reason=reason),
+             f"The media of item {item.pk} was destroyed.", DestroyForm(request.POST))
     back = request.POST.get("report", "")
     return redirect("report-detail", report_id=int(back)) if back.isdigit() else redirect("report-list")
