@@ -137,8 +137,8 @@ def browser():
 @pytest.fixture
 def login(browser, live_server, transactional_db):
     """Browser contexts signed in as a user (a session made by Django's test client), closed
-    before the test's database goes away."""
-    contexts = []
+    before the test's database goes away. A script error on any page fails the test."""
+    contexts, errors = [], []
 
     def open_as(user):
         client = Client()
@@ -146,11 +146,28 @@ def login(browser, live_server, transactional_db):
         context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url)
         context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
 
     yield open_as
     for context in contexts:
         context.close()
+    _live_server_settles()
+    assert not errors, errors
+
+
+def _live_server_settles(seconds=10.0):
+    """Wait until the live server has answered every request still in flight (a reveal report
+    sent with keepalive outlives its page): one still running when the test database is
+    flushed deadlocks the flush."""
+    import threading
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and any(
+            "process_request_thread" in thread.name for thread in threading.enumerate()):
+        time.sleep(0.05)
 
 
 # --- Items in the queue ------------------------------------------------------------------------

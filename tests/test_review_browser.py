@@ -8,16 +8,9 @@ from playwright.sync_api import expect
 from reports.models import AuditEvent, Decision, Item, ReviewerSettings, ViewEvent
 
 from .factories import make_item
+from .support.browser import start_review
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def start_review(page) -> int:
-    page.goto("/")
-    page.click("#start")
-    page.wait_for_url("**/review/*/")
-    expect(page.locator("#media")).to_have_js_property("complete", True)
-    return int(page.url.rstrip("/").split("/")[-1])
 
 
 def media_src(page) -> str:

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.test import Client
 from django.utils import timezone
 from PIL import Image, ImageChops, ImageDraw, ImageStat
 from playwright.sync_api import expect
@@ -22,6 +21,7 @@ from playwright.sync_api import expect
 from reports.models import Decision, ExposureDay, Item, ReviewerSettings, ViewEvent
 
 from .factories import make_item, make_metadata, push
+from .support.browser import start_review
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -46,37 +46,18 @@ PROBE = """(() => {
 })();"""
 
 
-# --- Helpers (login and start_review as in test_review_browser.py) ----------------------------
+# --- Helpers -----------------------------------------------------------------------------------
 
 @pytest.fixture
-def login(browser, live_server, transactional_db):
-    """Browser contexts signed in as a user (a session made by Django's test client), closed
-    before the test's database goes away."""
-    contexts, errors = [], []
+def login(login):
+    """The suite's signed-in browser, with the page-side probe installed before any script."""
 
     def open_as(user):
-        client = Client()
-        client.force_login(user)
-        context = browser.new_context(viewport={"width": 1280, "height": 800}, base_url=live_server.url)
-        context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-        contexts.append(context)
-        page = context.new_page()
+        page = login(user)
         page.add_init_script(PROBE)
-        page.on("pageerror", lambda error: errors.append(str(error)))
         return page
 
-    yield open_as
-    for context in contexts:
-        context.close()
-    assert not errors, errors  # no script error on any page
-
-
-def start_review(page) -> int:
-    page.goto("/")
-    page.click("#start")
-    page.wait_for_url("**/review/*/")
-    expect(page.locator("#media")).to_have_js_property("complete", True)
-    return int(page.url.rstrip("/").split("/")[-1])
+    return open_as
 
 
 def in_colour(settings_user, **changes):
