@@ -335,7 +335,9 @@ def test_a_reveal_released_before_the_bytes_arrive_is_reported_as_not_painted(lo
     page.route("**/views/*/", lambda route: (bodies.append(route.request.post_data_json), route.continue_()))
     start_review(page)
     page.keyboard.down(" ")
+    assert page.inner_text("#badge") == "Loading original…"  # the wait on a slow network is visible
     page.keyboard.up(" ")  # released while the original is still on its way
+    assert page.inner_text("#badge") == "Blurred"
     assert wait_for_db(lambda: ViewEvent.objects.filter(reported=True).exists(), page)
     page.wait_for_timeout(300)
     assert bodies == [{"seconds": 0, "painted": False, "painted_ms": 0}]

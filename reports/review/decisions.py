@@ -52,11 +52,12 @@ def decision_validate(*, verdict, classification="", reason="", annotations=(), 
 
 
 def reveal_check(*, item, user, verdict: str) -> bool:
-    """The one reveal rule: a confirmation needs this person's recorded reveal of this file
+    """The one reveal rule: a confirmation needs this person's painted view of this file
     (setting TSREVIEW_REQUIRE_VIEW_TO_CONFIRM). Returns whether they revealed it."""
     viewed = viewed_by(item, user)
     if verdict == Decision.Verdict.CONFIRMED and settings.TSREVIEW_REQUIRE_VIEW_TO_CONFIRM and not viewed:
-        raise Refused({"verdict": "Reveal the file before confirming it: a confirmation needs a recorded view."})
+        raise Refused({"verdict": "Reveal the file before confirming it: a confirmation needs the original on screen for "
+                                  f"at least {settings.TSREVIEW_MIN_VIEW_SECONDS:g} s."})
     return viewed
 
 
@@ -114,7 +115,7 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
                     annotations=(), note: str = "") -> Decision:
     """Record a verdict on the item the user holds (the view checked the claim is theirs).
 
-    A confirmation needs a recorded reveal of that file by this person. Ends the claim.
+    A confirmation needs a painted view of that file by this person. Ends the claim.
     Audited: decision.recorded and the item's new state."""
     decision_validate(verdict=verdict, classification=classification, reason=reason, annotations=list(annotations),
                       note=note, stage=claim.stage)

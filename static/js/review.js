@@ -137,6 +137,7 @@
   function reveal() {
     if (wanted || capped) return;
     wanted = true;
+    badge.textContent = "Loading original…";  // on a slow network the wait is visible
     var mine = ++seq;
     post(root.dataset.originalUrl, "mode=" + encodeURIComponent(mode)).then(function (response) {
       if (!response.ok) { wanted = false; return refused(response); }
@@ -176,9 +177,13 @@
 
   // Synchronous: the original leaves the screen in this task, before anything else happens.
   function reblur() {
-    wanted = false;
     clearTimeout(timer);
-    if (!shown) return;
+    if (!shown) {
+      if (wanted) badge.textContent = "Blurred";  // released while the original was on its way
+      wanted = false;
+      return;
+    }
+    wanted = false;
     var now = performance.now();
     canvas.hidden = true;
     root.classList.remove("is-revealed");
