@@ -16,7 +16,7 @@ from reports.intake.submission import submission_push
 from reports.models import Claim, Decision, Role, Scanner
 from reports.review import decisions, queue, reveal
 
-from .synthetic import synthetic_image
+from .synthetic import synthetic_gif, synthetic_image, synthetic_video
 
 DEMO_USERS = [("reviewer", Role.REVIEWER), ("reviewer2", Role.REVIEWER), ("lead", Role.LEAD), ("admin", Role.ADMIN)]
 LISTS = [("NCMEC", "A1"), ("IWF", "A"), ("NCMEC", "B2"), ("Internal", "")]
@@ -75,13 +75,30 @@ def scanner_create() -> tuple[Scanner, str]:
     return scanner, token
 
 
-def items_push(scanner: Scanner, count: int) -> int:
-    """Push `count` synthetic pictures as the scanner would; returns how many were new."""
+def items_push(scanner: Scanner, count: int) -> tuple[int, int]:
+    """Push `count` synthetic pictures, two videos and an animated GIF as the scanner would;
+    returns how many were new, and how many were pushed."""
     created = 0
     for n in range(count):
         data = synthetic_image(n, size=(800 + 16 * n, 600), text=f"SYNTHETIC DEMO {n}")
         document = demo_metadata(n, sha256(data).hexdigest())
         created += submission_push(scanner=scanner, document=document, data=data, claimed_type="image/jpeg").created
+    return created + moving_push(scanner, start=count), count + 3
+
+
+def moving_push(scanner: Scanner, *, start: int) -> int:
+    """Two synthetic videos (H.264 with sound, VP9) and an animated GIF, so that the video
+    page is there on a first look."""
+    media = [
+        (synthetic_video(start, seconds=20, size=(640, 360), fps=15, audio=True, cuts=3), "video/mp4"),
+        (synthetic_video(start + 1, seconds=10, size=(480, 270), codec="libvpx-vp9", container="webm", cuts=2), "video/webm"),
+        (synthetic_gif(start + 2), "image/gif"),
+    ]
+    created = 0
+    for n, (data, content_type) in enumerate(media, start):
+        document = demo_metadata(n, sha256(data).hexdigest())
+        document["provenance"]["original_filename"] = f"demo-{n}.{content_type.split('/')[1]}"
+        created += submission_push(scanner=scanner, document=document, data=data, claimed_type=content_type).created
     return created
 
 

@@ -57,6 +57,9 @@ class Item(models.Model):
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
     frames = models.PositiveIntegerField(default=1)
+    # Moving media: its length, and the times of the frames sampled for review (DESIGN §5b).
+    duration_seconds = models.FloatField(null=True, blank=True)
+    frame_times = models.JSONField(default=list, blank=True)
 
     # Names in the encrypted media store; never under a served URL.
     original_blob = models.CharField(max_length=200)
@@ -91,6 +94,10 @@ class Item(models.Model):
 
     def __str__(self):
         return f"item {self.pk}"
+
+    @property
+    def is_video(self) -> bool:
+        return self.mime_type.startswith("video/")
 
 
 class Submission(models.Model):
@@ -191,6 +198,8 @@ class ViewEvent(models.Model):
     painted = models.BooleanField(default=False)
     # What the browser was sent: the original bytes, or a greyscale rendering the policy asked for.
     rendering = models.CharField(max_length=10, default="original")
+    # For a video: which sampled frame's still was revealed (never the video itself).
+    frame = models.PositiveSmallIntegerField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["item", "user"], name="view_item_user")]  # review.reveal.viewed_by

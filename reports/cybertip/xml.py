@@ -22,7 +22,8 @@ from ..review.decisions import file_viewed, standing_decision
 
 FILE_ANNOTATIONS = {"animeDrawingVirtualHentai", "potentialMeme", "viral", "possibleSelfProduction", "physicalHarm",
                     "violenceGore", "bestiality", "liveStreaming", "infant", "generativeAi"}
-EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp", "video/mp4": "mp4",
+              "video/quicktime": "mov", "video/webm": "webm", "video/x-matroska": "mkv"}
 # Lengths the documentation sets and the schema does not.
 MAX_TEXT = 3000
 PLACEHOLDER_REPORT_ID, PLACEHOLDER_FILE_ID = 0, "pending"

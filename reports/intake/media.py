@@ -47,6 +47,7 @@ class ImageFacts:
     sha256: str
     pdq: str
     pdq_quality: int
+    duration: float | None = None  # seconds, for moving media
 
 
 def _open(data: bytes) -> Image.Image:
@@ -196,11 +197,17 @@ def previews_make(data: bytes) -> dict[str, bytes]:
     """The thumbnail (strongest blur) and the inspect view at each blur level a reviewer may
     choose, from one decode of the original at reduced size, turned grey once."""
     image = _open(data)
-    grey = decode_reduced(image, INSPECT_SIDE, grey=True)
+    return blurred_set(decode_reduced(image, INSPECT_SIDE, grey=True))
+
+
+def blurred_set(grey: Image.Image, *, prefix: str = "", thumb: bool = True) -> dict[str, bytes]:
+    """Blurred greyscale JPEGs of one picture: the thumbnail (strongest blur) and the inspect
+    view at each blur level, named prefix + "thumb" / "inspect-<level>"."""
+    grey = grey.copy()
     grey.thumbnail((INSPECT_SIDE, INSPECT_SIDE), Image.Resampling.BOX)
-    previews = {"thumb": preview(grey, side=THUMB_SIDE, blur=max(BLUR_CELLS))}
+    previews = {f"{prefix}thumb": preview(grey, side=THUMB_SIDE, blur=max(BLUR_CELLS))} if thumb else {}
     for level in BLUR_CELLS:
-        previews[f"inspect-{level}"] = preview(grey, side=INSPECT_SIDE, blur=level)
+        previews[f"{prefix}inspect-{level}"] = preview(grey, side=INSPECT_SIDE, blur=level)
     return previews
 
 

@@ -12,6 +12,7 @@ from ..models import Item
 from ..states import item_move
 from .media import previews_make
 from .storage import media_store
+from .video import video_previews_make
 
 
 def previews_enqueue(item_id: int) -> None:
@@ -21,7 +22,8 @@ def previews_enqueue(item_id: int) -> None:
 
 
 def item_previews_make(*, item_id: int) -> Item:
-    """Make the blurred previews of an item and put it in the review queue.
+    """Make the blurred previews of an item (for a video: its contact sheet and sampled
+    frames) and put it in the review queue.
 
     Safe to run twice: a second run finds the previews and changes nothing. An item restored
     after a purge gets its previews back and keeps its state. Audited: item.previews_made and
@@ -30,16 +32,20 @@ def item_previews_make(*, item_id: int) -> Item:
     if item.previews or item.purged_at:
         return item
     store = media_store()
-    previews = previews_make(store.get(item.original_blob))
-    names = {kind: store.put(data, kind="previews") for kind, data in previews.items()}
+    data, frame_times = store.get(item.original_blob), []
+    if item.is_video:
+        previews, frame_times = video_previews_make(data)
+    else:
+        previews = previews_make(data)
+    names = {kind: store.put(blob, kind="previews") for kind, blob in previews.items()}
     with transaction.atomic():
         item = Item.objects.select_for_update(no_key=True).get(pk=item_id)
         if item.previews or item.purged_at:
             for name in names.values():
                 store.delete(name)
             return item
-        item.previews = names
-        fields = ["previews"]
+        item.previews, item.frame_times = names, frame_times
+        fields = ["previews", "frame_times"]
         if item.state == Item.State.NEW:
             item.state, item.queued_at = item_move(item.state, Item.State.QUEUED), timezone.now()
             fields += ["state", "queued_at"]

@@ -12,6 +12,7 @@ from ..models import Item, Match, Scanner, Submission
 from .media import ImageFacts, MediaRejected, image_inspect
 from .provenance import MetadataInput, flatten_errors, provenance_merge, to_json
 from .storage import media_store
+from .video import is_video, video_inspect
 
 
 class ExternalIdConflict(Exception):
@@ -37,14 +38,16 @@ def metadata_validate(document) -> dict:
 
 def submission_push(*, scanner: Scanner, document, data: bytes | None, claimed_type: str = "") -> IntakeResult:
     """One push as a scanner sends it: the metadata document and the file's bytes. Checks the
-    metadata (Refused), the bytes (MediaRejected: type, size, pixels, frames), then stores it
+    metadata (Refused), the bytes (MediaRejected: type, size, pixels, frames; a video's
+    duration, frame rate and streams too; the type comes from the bytes), then stores it
     with submission_create. The API, the demo and the tests all push through here."""
     metadata = metadata_validate(document)
     if data is None:
         raise Refused({"file": ["This part is required."]})
     if len(data) > settings.TSREVIEW_MAX_UPLOAD_BYTES:
         raise MediaRejected(413, f"Larger than {settings.TSREVIEW_MAX_UPLOAD_BYTES} bytes.")
-    facts = image_inspect(data, claimed_type=claimed_type)
+    inspect = video_inspect if is_video(data) else image_inspect
+    facts = inspect(data, claimed_type=claimed_type)
     return submission_create(scanner=scanner, metadata=metadata, data=data, facts=facts)
 
 
@@ -111,7 +114,7 @@ def _item_get_or_create(facts: ImageFacts, blob: str) -> tuple[Item, bool]:
     defaults = {
         "md5": facts.md5, "sha1": facts.sha1, "pdq": facts.pdq, "pdq_quality": facts.pdq_quality,
         "mime_type": facts.mime_type, "size_bytes": facts.size_bytes, "width": facts.width, "height": facts.height,
-        "frames": facts.frames, "original_blob": blob,
+        "frames": facts.frames, "duration_seconds": facts.duration, "original_blob": blob,
     }
     # A known item is locked here, before audit_record takes the audit head, in the order every
     # other writer of an item uses (previews, claims, decisions: item, then head). Unlocked, the

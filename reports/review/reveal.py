@@ -27,7 +27,7 @@ class BelowMinimumBlur(Exception):
 def preview_fetch(*, user, item: Item, kind: str) -> bytes:
     """A blurred preview; the caller has passed item_for_user. The policy's minimum blur holds
     here, not only in the page. Audited: media.preview."""
-    if kind.startswith("inspect-") and int(kind.rpartition("-")[2]) < WellnessPolicy.current().min_blur:
+    if "inspect-" in kind and int(kind.rpartition("-")[2]) < WellnessPolicy.current().min_blur:
         raise BelowMinimumBlur
     name = item.previews.get(kind)
     if not name or item.purged_at:  # not made yet, or destroyed by retention or on request
@@ -37,27 +37,39 @@ def preview_fetch(*, user, item: Item, kind: str) -> bytes:
     return media_store().get(name)
 
 
-def original_fetch(*, user, item: Item, claim: Claim | None, mode: str) -> tuple[bytes, str, ViewEvent]:
+def original_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: int | None = None
+                   ) -> tuple[bytes, str, ViewEvent]:
     """The original for a deliberate reveal; the caller has passed item_for_user. Returns the
     bytes, their type and the ViewEvent (its length comes later from the page).
 
-    Refused at today's exposure cap (CapReached). Where the policy does not allow colour, the
-    browser gets a greyscale rendering at natural size, never the colour bytes. Counts a reveal.
-    Audited: media.original, saying which rendering was sent."""
+    For a video, the still of one sampled frame (`frame`, the first by default) at natural
+    size: the video's own bytes never reach a browser. Refused at today's exposure cap
+    (CapReached). Where the policy does not allow colour, the browser gets a greyscale rendering
+    at natural size, never the colour bytes. Counts a reveal. Audited: media.original, saying
+    which rendering (and frame) was sent."""
     if item.purged_at:
         raise MediaGone
     policy = WellnessPolicy.current()
     if cap_reached(exposure_today(user), policy):
         raise CapReached
-    data, content_type = media_store().get(item.original_blob), item.mime_type
+    if item.is_video:
+        frame = frame or 0
+        still = item.previews.get(f"frame-{frame:02d}-still")
+        if still is None:  # no such frame, or the stills are not made yet
+            raise MediaGone
+        data, content_type = media_store().get(still), "image/jpeg"
+    else:
+        frame = None
+        data, content_type = media_store().get(item.original_blob), item.mime_type
     rendering = "original"
     if not policy.allow_colour:
         data, content_type, rendering = greyscale_rendering(data), "image/png", "greyscale"
     with transaction.atomic():
         view = ViewEvent.objects.create(item=item, user=user, claim=claim, mode=mode, started_at=timezone.now(),
-                                        rendering=rendering)
+                                        rendering=rendering, frame=frame)
         audit_record(actor=user, action="media.original", subject=view, item_id=item.pk,
-                     data={"mode": mode, "claim": claim.pk if claim else None, "rendering": rendering})
+                     data={"mode": mode, "claim": claim.pk if claim else None, "rendering": rendering,
+                           **({"frame": frame} if frame is not None else {})})
         exposure_add(user, reveals=1)
     return data, content_type, view
 

@@ -3,6 +3,7 @@ Each view: parse input, access helper, one operation, render."""
 
 import json
 import math
+import re
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse, JsonResponse
@@ -21,7 +22,9 @@ from ..review.decisions import ANNOTATIONS, decision_record
 from .claiming import claim_and_open
 from .forms import DecisionForm, SettingsForm, refused_into
 
-PREVIEW_KINDS = {"thumb", "inspect-1", "inspect-2", "inspect-3"}
+# The blurred previews a page may ask for: an image's (or a video's contact sheet), and a
+# video's sampled frames.
+PREVIEW_KINDS = re.compile(r"^(?:frame-\d{2}-)?inspect-[123]$|^thumb$")
 KEYS = [
     ("Space", "Reveal (hold, or press in click mode)"),
     ("1 2 3 4", "Confirm as A1, A2, B1, B2"),
@@ -30,6 +33,7 @@ KEYS = [
     ("e", "Escalate to a lead (write a note)"),
     ("Enter", "Record the chosen decision"),
     ("s", "Skip (no penalty)"),
+    ("[ ]", "Previous / next sampled frame (videos)"),
     ("?", "Show these keys"),
     ("Esc", "Clear the choice / close this help"),
 ]
@@ -68,6 +72,7 @@ def _review_context(request, item, claim, form):
         # Leads deciding an escalation see what came before; reviewers (first or QA) never do.
         "earlier": decision_history(item) if claim is None or claim.stage == Claim.Stage.LEAD else None,
         "inspect_kind": f"inspect-{settings.blur}",
+        "frames": [(n, t, f"frame-{n:02d}-inspect-{settings.blur}") for n, t in enumerate(item.frame_times)],
         "classifications": [(c.value, c.label, str(n)) for n, c in enumerate(list(Decision.Classification)[1:], 1)],
         "reasons": [(r.value, r.label, key) for r, key in zip(list(Decision.Reason)[1:], "abmu", strict=True)],
     }
@@ -136,7 +141,7 @@ def review_heartbeat(request, item_id):
 
 @require_GET
 def media_preview(request, item_id, kind):
-    if kind not in PREVIEW_KINDS:
+    if not PREVIEW_KINDS.match(kind):
         raise Http404
     try:
         item, _ = access.item_for_user(request.user, item_id)
@@ -161,8 +166,10 @@ def media_original(request, item_id):
         reveal.media_denied(user=request.user, item_id=item_id, what="original")
         raise
     mode = request.POST.get("mode") if request.POST.get("mode") in ViewEvent.Mode.values else ViewEvent.Mode.HOLD
+    frame = request.POST.get("frame", "")
+    frame = int(frame) if frame.isdigit() and len(frame) < 4 else None
     try:
-        data, content_type, view = reveal.original_fetch(user=request.user, item=item, claim=claim, mode=mode)
+        data, content_type, view = reveal.original_fetch(user=request.user, item=item, claim=claim, mode=mode, frame=frame)
     except reveal.MediaGone:
         raise Http404 from None
     except queue.CapReached:

@@ -139,7 +139,8 @@
     wanted = true;
     badge.textContent = "Loading original…";  // on a slow network the wait is visible
     var mine = ++seq;
-    post(root.dataset.originalUrl, "mode=" + encodeURIComponent(mode)).then(function (response) {
+    var body = "mode=" + encodeURIComponent(mode) + (root.dataset.frame ? "&frame=" + root.dataset.frame : "");
+    post(root.dataset.originalUrl, body).then(function (response) {
       if (!response.ok) { wanted = false; return refused(response); }
       var viewId = response.headers.get("X-View-Id");
       return response.blob().then(function (blob) {
@@ -212,6 +213,24 @@
   });
   window.addEventListener("pageshow", function (e) { if (e.persisted) { leaving = false; flushPending(); } });
 
+  // --- Frames of a video ---------------------------------------------------------------------
+  // Frame first: choosing a frame re-blurs at once and shows that frame's blurred still; a
+  // reveal then asks the server for that one frame's still (the video never reaches the page).
+  var framePicks = Array.prototype.slice.call(document.querySelectorAll(".frame-pick"));
+  function frameIndex() { return parseInt(root.dataset.frame || "0", 10); }
+  function framePick(n) {
+    if (n < 0 || n >= framePicks.length) return;
+    reblur();
+    root.dataset.frame = String(n);
+    preview.src = framePicks[n].dataset.src;
+    framePicks.forEach(function (button, i) {
+      button.classList.toggle("picked", i === n);
+      button.setAttribute("aria-selected", i === n ? "true" : "false");
+    });
+    framePicks[n].scrollIntoView({block: "nearest", inline: "nearest"});
+  }
+  framePicks.forEach(function (button, i) { button.addEventListener("click", function () { framePick(i); }); });
+
   // --- Keys -----------------------------------------------------------------------------
   function choose(selector) {
     var input = form && form.querySelector(selector);
@@ -258,6 +277,7 @@
     }
     var key = e.key;
     if (key === "?") { toggleKeys(keys.hidden); return; }
+    if ((key === "[" || key === "]") && framePicks.length) { framePick(frameIndex() + (key === "]" ? 1 : -1)); return; }
     if (key === "Escape") {
       toggleKeys(false);
       if (form) form.querySelectorAll("input[type=radio]").forEach(function (r) { r.checked = false; });

@@ -15,8 +15,8 @@ class Command(BaseCommand):
             self.stdout.write(f"  {role:9} {username:10} {password}")
         scanner, token = demo.scanner_create()
         self.stdout.write(f"Demo scanner token (new on every run): {token}")
-        created = demo.items_push(scanner, items)
-        self.stdout.write(f"Demo items: {created} new, {items - created} already there.")
+        created, pushed = demo.items_push(scanner, items)
+        self.stdout.write(f"Demo items: {created} new, {pushed - created} already there (two videos and a GIF among them).")
         confirmed = demo.confirmations_make(count=2)
         if confirmed:
             self.stdout.write(f"reviewer2 confirmed {confirmed} item(s), ready for a lead to report.")

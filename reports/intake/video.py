@@ -1,0 +1,200 @@
+"""Moving media: videos probed and decoded with PyAV (FFmpeg's libraries from its wheel; no
+system ffmpeg), their hashes, and the frame-first derivatives a reviewer sees (DESIGN §5b).
+
+The type is decided from the bytes. Every limit is a setting and each refusal names it; a
+file is accepted only when a frame of it decodes."""
+
+import hashlib
+import io
+import math
+from dataclasses import dataclass
+
+import av
+import numpy as np
+from django.conf import settings
+from PIL import Image
+
+from .media import GENERIC_TYPES, ImageFacts, MediaRejected, blurred_set, pdq_hash
+
+# Codecs a reviewer's file may use (the issue's list); anything else is 415.
+CODECS = {"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "libaom-av1"}
+# Sheet: up to this many sampled frames in a grid, blurred as one picture.
+SHEET_COLUMNS, SHEET_CELLS = 4, 12
+STILL_QUALITY = 92
+# Mean absolute change (0..255 per channel) of a tiny colour frame that counts as a cut.
+SCENE_CHANGE = 28.0
+
+
+def is_video(data: bytes) -> bool:
+    """ISO base media (MP4, MOV: an ftyp box first) or Matroska/WebM (the EBML magic)."""
+    return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3"
+
+
+def _mime(container, data: bytes) -> str:
+    if data[:4] == b"\x1a\x45\xdf\xa3":
+        return "video/webm" if b"webm" in data[:64] else "video/x-matroska"
+    return "video/quicktime" if data[8:10] == b"qt" else "video/mp4"
+
+
+def _open(data: bytes):
+    try:
+        return av.open(io.BytesIO(data), mode="r", options={"probesize": "5000000"})
+    except (av.FFmpegError, ValueError, OSError, EOFError):
+        raise MediaRejected(400, "video data is truncated or corrupt (no readable container)") from None
+
+
+@dataclass
+class Probe:
+    container: object
+    stream: object
+    width: int
+    height: int
+    duration: float
+    fps: float
+    frames: int
+
+
+def _probe(container) -> Probe:
+    """The one video stream and its declared facts, each checked against its limit."""
+    streams = list(container.streams)
+    videos = [s for s in streams if s.type == "video"]
+    if not videos:
+        raise MediaRejected(415, "no video stream (audio-only or not a video)")
+    if len(streams) > settings.TSREVIEW_VIDEO_MAX_STREAMS:
+        raise MediaRejected(413, f"file has {len(streams)} streams; the limit (TSREVIEW_VIDEO_MAX_STREAMS) is "
+                                 f"{settings.TSREVIEW_VIDEO_MAX_STREAMS}")
+    stream = videos[0]
+    codec = stream.codec_context.name if stream.codec_context else ""
+    if codec not in CODECS:
+        raise MediaRejected(415, f"video codec {codec or 'unknown'} is not supported: H.264, HEVC, VP8, VP9 or AV1")
+    width, height = stream.codec_context.width, stream.codec_context.height
+    if not width or not height:
+        raise MediaRejected(400, "video stream declares no frame size")
+    if width * height > settings.TSREVIEW_VIDEO_MAX_PIXELS:
+        raise MediaRejected(413, f"frames of {width}×{height} exceed the limit (TSREVIEW_VIDEO_MAX_PIXELS) of "
+                                 f"{settings.TSREVIEW_VIDEO_MAX_PIXELS} pixels")
+    rate = stream.average_rate or stream.base_rate or stream.guessed_rate
+    fps = float(rate) if rate else 0.0
+    if not math.isfinite(fps) or fps <= 0:
+        raise MediaRejected(400, "video stream declares no usable frame rate")
+    if fps > settings.TSREVIEW_VIDEO_MAX_FPS:
+        raise MediaRejected(413, f"{fps:g} frames per second exceed the limit (TSREVIEW_VIDEO_MAX_FPS) of "
+                                 f"{settings.TSREVIEW_VIDEO_MAX_FPS}")
+    if stream.duration is not None and stream.time_base:
+        duration = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        duration = container.duration / av.time_base
+    else:
+        duration = 0.0
+    if not math.isfinite(duration) or duration < 0:
+        raise MediaRejected(400, "video declares an impossible duration")
+    if duration > settings.TSREVIEW_VIDEO_MAX_SECONDS:
+        raise MediaRejected(413, f"video lasts {duration:.0f} s; the limit (TSREVIEW_VIDEO_MAX_SECONDS) is "
+                                 f"{settings.TSREVIEW_VIDEO_MAX_SECONDS} s")
+    frames = stream.frames or round(duration * fps)
+    if frames > settings.TSREVIEW_VIDEO_MAX_FRAMES:
+        raise MediaRejected(413, f"video has {frames} frames; the limit (TSREVIEW_VIDEO_MAX_FRAMES) is "
+                                 f"{settings.TSREVIEW_VIDEO_MAX_FRAMES}")
+    return Probe(container, stream, width, height, duration, fps, frames)
+
+
+def _first_frame(probe: Probe) -> Image.Image:
+    try:
+        for frame in probe.container.decode(probe.stream):
+            return frame.to_image()
+    except (av.FFmpegError, ValueError, OSError, EOFError, MemoryError):
+        pass
+    raise MediaRejected(400, "no frame of the video decodes (truncated or corrupt)")
+
+
+def video_inspect(data: bytes, *, claimed_type: str) -> ImageFacts:
+    """Verify that data is a supported video within every limit, that a frame of it decodes,
+    and compute its hashes (PDQ of the first frame, for similarity). MediaRejected says why."""
+    claimed = (claimed_type or "").split(";")[0].strip().lower()
+    if claimed not in GENERIC_TYPES and not claimed.startswith("video/"):
+        raise MediaRejected(415, f"file was sent as {claimed} but its bytes are a video")
+    with _open(data) as container:
+        probe = _probe(container)
+        pdq, quality = pdq_hash(_first_frame(probe).convert("RGB"))
+        mime_type = _mime(container, data)
+    return ImageFacts(
+        mime_type=mime_type, size_bytes=len(data), width=probe.width, height=probe.height, frames=max(1, probe.frames),
+        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        sha256=hashlib.sha256(data).hexdigest(), pdq=pdq, pdq_quality=quality, duration=round(probe.duration, 3))
+
+
+# --- Derivatives ----------------------------------------------------------------------------------
+
+def _tiny(frame) -> np.ndarray:
+    return np.asarray(frame.reformat(width=32, height=18, format="rgb24").to_ndarray(), dtype=np.float32)
+
+
+def frames_sample(data: bytes, *, limit: int) -> list[tuple[float, Image.Image]]:
+    """Up to `limit` frames: one at a regular interval, and those where the scene changes;
+    when there are more, the sharpest cuts and then an even thinning of the rest go first."""
+    with _open(data) as container:
+        probe = _probe(container)
+        interval = max(probe.duration / max(1, limit // 2), 1.0 / probe.fps)
+        chosen, next_regular, previous = [], 0.0, None
+        try:
+            for frame in container.decode(probe.stream):
+                t = float(frame.time) if frame.time is not None else (len(chosen) / probe.fps)
+                tiny = _tiny(frame)
+                change = float(np.abs(tiny - previous).mean()) if previous is not None else 0.0
+                previous = tiny
+                regular = t >= next_regular
+                if regular or change >= SCENE_CHANGE:
+                    chosen.append((t, change if not regular else math.inf, frame.to_image()))
+                    if regular:
+                        next_regular = t + interval
+                if len(chosen) > 2 * limit:  # bound memory: keep the best half so far
+                    chosen = _thin(chosen, limit)
+        except (av.FFmpegError, ValueError, OSError, EOFError):
+            if not chosen:
+                raise MediaRejected(400, "no frame of the video decodes (truncated or corrupt)") from None
+    return [(round(t, 3), image) for t, _, image in _thin(chosen, limit)]
+
+
+def _thin(chosen: list, limit: int) -> list:
+    if len(chosen) <= limit:
+        return chosen
+    cuts = sorted((c for c in chosen if c[1] != math.inf), key=lambda c: -c[1])
+    regular = [c for c in chosen if c[1] == math.inf]
+    keep_cuts = cuts[: max(0, limit - len(regular))]
+    if len(regular) > limit - len(keep_cuts):
+        step = len(regular) / (limit - len(keep_cuts))
+        regular = [regular[int(i * step)] for i in range(limit - len(keep_cuts))]
+    return sorted(regular + keep_cuts, key=lambda c: c[0])
+
+
+def _still(image: Image.Image) -> bytes:
+    out = io.BytesIO()
+    image.convert("RGB").save(out, "JPEG", quality=STILL_QUALITY)
+    return out.getvalue()
+
+
+def _sheet(images: list[Image.Image]) -> Image.Image:
+    cells = images[:: max(1, math.ceil(len(images) / SHEET_CELLS))][:SHEET_CELLS]
+    cell_w = 320
+    cell_h = max(1, round(cell_w * cells[0].height / cells[0].width))
+    rows = math.ceil(len(cells) / SHEET_COLUMNS)
+    sheet = Image.new("L", (cell_w * min(SHEET_COLUMNS, len(cells)), cell_h * rows), 0)
+    for n, image in enumerate(cells):
+        tile = image.convert("L").resize((cell_w, cell_h), Image.Resampling.BILINEAR)
+        sheet.paste(tile, ((n % SHEET_COLUMNS) * cell_w, (n // SHEET_COLUMNS) * cell_h))
+    return sheet
+
+
+def video_previews_make(data: bytes) -> tuple[dict[str, bytes], list[float]]:
+    """The derivatives of a video: the contact sheet as the item's blurred previews (thumb and
+    inspect levels, so the queue and the page show the sheet), each sampled frame as blurred
+    greyscale inspect views ("frame-NN-inspect-<level>") and as a still at natural size
+    ("frame-NN-still", for a reveal: never the video itself); and the frames' times."""
+    sampled = frames_sample(data, limit=settings.TSREVIEW_VIDEO_SAMPLED_FRAMES)
+    images = [image for _, image in sampled]
+    previews = blurred_set(_sheet(images))
+    for n, image in enumerate(images):
+        previews.update(blurred_set(image.convert("L"), prefix=f"frame-{n:02d}-", thumb=False))
+        previews[f"frame-{n:02d}-still"] = _still(image)
+    return previews, [t for t, _ in sampled]

@@ -1,0 +1,158 @@
+"""Moving media (DESIGN §5b): a scanner pushes videos through the same API; they are probed
+and decoded with PyAV, refused with the limit named, previewed frame first, and revealed one
+frame's still at a time; the video's own bytes never reach a browser. Synthetic videos only."""
+
+import io
+import json
+
+import av
+import pytest
+from PIL import Image
+
+from devtools.synthetic import synthetic_video
+from reports.intake.previews import item_previews_make
+from reports.models import AuditEvent, Item, ViewEvent
+from reports.review import queue
+
+from .factories import make_metadata, push
+
+pytestmark = pytest.mark.django_db
+
+
+def push_video(api, data, external_id="video/1", content_type="video/mp4"):
+    """Push as a scanner; then what the worker does on commit (the test's transaction never commits)."""
+    response = push(api, data, make_metadata(external_id), content_type=content_type)
+    if response.status_code in (200, 201):
+        item_previews_make(item_id=Item.objects.get(sha256=response.json()["item"]).pk)
+    return response
+
+
+@pytest.fixture(scope="module")
+def mp4():
+    return synthetic_video(1, seconds=6, cuts=2)
+
+
+@pytest.fixture(scope="module")
+def webm():
+    return synthetic_video(2, seconds=4, codec="libvpx-vp9", container="webm", audio=True)
+
+
+@pytest.mark.parametrize("kind", ["mp4", "webm"])
+def test_a_video_is_taken_hashed_and_previewed_frame_first(api, request, kind):
+    data = request.getfixturevalue(kind)
+    response = push_video(api, data, content_type="application/octet-stream")
+    assert response.status_code == 201, response.json()
+    item = Item.objects.get()
+    assert item.mime_type == {"mp4": "video/mp4", "webm": "video/webm"}[kind]
+    assert (item.width, item.height) == (320, 240) and item.duration_seconds == pytest.approx(6 if kind == "mp4" else 4, abs=0.1)
+    assert item.state == Item.State.QUEUED and item.pdq
+    times = item.frame_times
+    assert 3 <= len(times) <= 48 and times == sorted(times) and times[0] == 0
+    # the contact sheet as the item's previews, and each sampled frame blurred and as a still
+    assert {"thumb", "inspect-1", "inspect-2", "inspect-3"} <= set(item.previews)
+    assert all(f"frame-{n:02d}-still" in item.previews and f"frame-{n:02d}-inspect-3" in item.previews
+               for n in range(len(times)))
+
+
+def test_scene_changes_are_sampled_besides_the_regular_interval(settings, api):
+    settings.TSREVIEW_VIDEO_SAMPLED_FRAMES = 4  # a regular frame every 1/2 of the video, plus cuts
+    push_video(api, synthetic_video(3, seconds=6, cuts=2))
+    times = Item.objects.get().frame_times
+    assert len(times) == 4
+    assert any(abs(t - 2.0) < 0.15 or abs(t - 4.0) < 0.15 for t in times)  # a cut (every 2 s) made it in
+
+
+@pytest.mark.parametrize("setting, value, field_text", [
+    ("TSREVIEW_VIDEO_MAX_SECONDS", 2, "TSREVIEW_VIDEO_MAX_SECONDS"),
+    ("TSREVIEW_VIDEO_MAX_PIXELS", 320 * 200, "TSREVIEW_VIDEO_MAX_PIXELS"),
+    ("TSREVIEW_VIDEO_MAX_FPS", 5, "TSREVIEW_VIDEO_MAX_FPS"),
+    ("TSREVIEW_VIDEO_MAX_FRAMES", 10, "TSREVIEW_VIDEO_MAX_FRAMES"),
+    ("TSREVIEW_VIDEO_MAX_STREAMS", 1, "TSREVIEW_VIDEO_MAX_STREAMS"),
+])
+def test_each_limit_refuses_with_413_naming_it_and_stores_nothing(api, webm, settings, assert_nothing_stored,
+                                                                 setting, value, field_text):
+    setattr(settings, setting, value)
+    response = push_video(api, webm, content_type="video/webm")
+    assert response.status_code == 413
+    assert field_text in response.json()["errors"]["file"][0]
+    assert_nothing_stored()
+
+
+def audio_only() -> bytes:
+    out = io.BytesIO()
+    with av.open(out, mode="w", format="mp4") as box:
+        stream = box.add_stream("aac", rate=48000)
+        import numpy as np
+
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
+        frame.sample_rate, frame.pts = 48000, 0
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            box.mux(packet)
+    return out.getvalue()
+
+
+def without_moov(data: bytes) -> bytes:
+    return data.replace(b"moov", b"zzzz")  # an unknown box ("free" would still be read: FFmpeg looks inside)
+
+
+@pytest.mark.parametrize("make, status", [
+    (lambda v: v[: len(v) // 3], 400),          # truncated: the index is at the end
+    (without_moov, 400),                        # no movie box at all
+    (lambda v: v[:64], 400),                    # a header and nothing else
+    (lambda v: audio_only(), 415),              # no video stream
+    (lambda v: b"\x1a\x45\xdf\xa3" + b"\x00" * 200, 400),  # Matroska magic, nothing behind it
+])
+def test_broken_videos_are_refused_and_nothing_is_stored(api, mp4, assert_nothing_stored, make, status):
+    response = push_video(api, make(mp4))
+    assert response.status_code == status, response.json()
+    assert response.json()["errors"]["file"]
+    assert_nothing_stored()
+
+
+def test_video_bytes_claimed_as_an_image_are_refused(api, mp4, assert_nothing_stored):
+    response = push_video(api, mp4, content_type="image/jpeg")
+    assert response.status_code == 415 and "video" in response.json()["errors"]["file"][0]
+    assert_nothing_stored()
+
+
+@pytest.fixture
+def held_video(api, mp4, reviewer, settings):
+    settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
+    push_video(api, mp4)
+    return queue.item_claim(user=reviewer)
+
+
+def test_a_reveal_sends_one_frame_still_at_natural_size_never_the_video(rita, held_video, mp4):
+    item = held_video.item
+    response = rita.post(f"/media/{item.pk}/original/", {"mode": "hold", "frame": "2"})
+    assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
+    assert response.content != mp4 and mp4[4:8] not in response.content[:16]
+    assert Image.open(io.BytesIO(response.content)).size == (320, 240)
+    view = ViewEvent.objects.get(pk=response["X-View-Id"])
+    assert view.frame == 2
+    assert AuditEvent.objects.get(action="media.original").data["frame"] == 2
+    # a frame that was not sampled does not exist
+    assert rita.post(f"/media/{item.pk}/original/", {"mode": "hold", "frame": "99"}).status_code == 404
+
+
+def test_no_response_before_a_reveal_carries_the_video_or_an_unblurred_frame(rita, held_video, mp4):
+    item = held_video.item
+    page = rita.get(f"/review/{item.pk}/")
+    assert page.status_code == 200 and 'id="frames"' in page.content.decode()
+    bodies = [rita.get(f"/media/{item.pk}/preview/{kind}/").content
+              for kind in ["thumb", "inspect-3", "frame-00-inspect-3", "frame-01-inspect-2"]]
+    from reports.intake.storage import media_store
+
+    stills = {media_store().get(name) for kind, name in item.previews.items() if kind.endswith("-still")}
+    assert all(body not in stills and body != mp4 for body in bodies)
+    assert all(Image.open(io.BytesIO(body)).mode == "L" for body in bodies)  # greyscale previews
+    assert not ViewEvent.objects.exists()
+
+
+def test_a_video_is_confirmed_after_a_painted_look_at_one_frame(rita, held_video):
+    item = held_video.item
+    view_id = rita.post(f"/media/{item.pk}/original/", {"mode": "hold", "frame": "1"})["X-View-Id"]
+    rita.post(f"/views/{view_id}/", json.dumps({"seconds": 1.2, "painted": True}), content_type="application/json")
+    response = rita.post(f"/review/{item.pk}/decide/", {"verdict": "confirmed", "classification": "A2"})
+    assert response.status_code == 302
+    assert item.decisions.get().viewed_unblurred is True

@@ -1,0 +1,56 @@
+"""A video reviewed in Chromium, by keyboard, frame first: before a reveal no response carries
+the video or an unblurred frame; a reveal shows the chosen frame's still; the decision records
+the painted look."""
+
+import hashlib
+
+import pytest
+from playwright.sync_api import expect
+
+from devtools.synthetic import synthetic_video
+from reports.intake.previews import item_previews_make
+from reports.intake.storage import media_store
+from reports.models import Decision, Item, ViewEvent
+
+from .factories import make_metadata, push
+from .support.browser import start_review
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_video_is_reviewed_by_keyboard_frame_by_frame_to_a_confirmation(login, reviewer, api, settings):
+    settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
+    video = synthetic_video(7, seconds=6, cuts=2)
+    assert push(api, video, make_metadata("video/browser"), content_type="video/mp4").status_code == 201
+    item = item_previews_make(item_id=Item.objects.get().pk)
+    secret = {hashlib.sha256(video).hexdigest()} | {
+        hashlib.sha256(media_store().get(name)).hexdigest() for kind, name in item.previews.items() if kind.endswith("-still")}
+
+    page = login(reviewer)
+    bodies = []
+    page.on("response", lambda r: bodies.append((r.url, hashlib.sha256(r.body()).hexdigest()))
+            if r.request.method == "GET" and "/media/" in r.url else None)
+    start_review(page)
+    expect(page.locator(".frame-pick")).to_have_count(len(item.frame_times))
+    page.keyboard.press("]")
+    page.keyboard.press("]")
+    page.keyboard.press("[")  # frame 1
+    expect(page.locator(".frame-pick.picked")).to_have_attribute("data-frame", "1")
+    expect(page.locator("#media")).to_have_attribute("src", f"/media/{item.pk}/preview/frame-01-inspect-3/")
+    page.wait_for_timeout(300)
+    assert bodies and not [url for url, digest in bodies if digest in secret]  # only blurred stills so far
+
+    page.keyboard.down(" ")
+    expect(page.locator("#original")).to_be_visible()
+    assert page.evaluate("[document.getElementById('original').width, document.getElementById('original').height]") == [320, 240]
+    page.wait_for_timeout(500)
+    page.keyboard.up(" ")
+    expect(page.locator("#original")).to_be_hidden()
+    page.keyboard.press("1")
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: f"/review/{item.pk}/" not in url)
+
+    view = ViewEvent.objects.get()
+    assert view.frame == 1 and view.painted and 0.3 <= view.seconds <= 2
+    decision = Decision.objects.get()
+    assert (decision.item_id, decision.verdict, decision.classification, decision.viewed_unblurred) == (item.pk, "confirmed", "A1", True)
