@@ -240,6 +240,8 @@ class Decision(models.Model):
     note = models.TextField(blank=True)
     # Derived from ViewEvents when the decision is recorded, never from a form field.
     viewed_unblurred = models.BooleanField(default=False)
+    # For a video: which sampled frames this person looked at (painted views), for the report.
+    viewed_frames = models.JSONField(default=list, blank=True)
     supersedes = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by")
     started_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField()

@@ -156,3 +156,30 @@ def test_a_video_is_confirmed_after_a_painted_look_at_one_frame(rita, held_video
     response = rita.post(f"/review/{item.pk}/decide/", {"verdict": "confirmed", "classification": "A2"})
     assert response.status_code == 302
     assert item.decisions.get().viewed_unblurred is True
+
+
+def test_a_report_on_a_video_says_which_frames_were_seen(rita, held_video, reviewer, reporter_settings):
+    from reports.cybertip import xml
+    from reports.reporting import drafting
+
+    item = held_video.item
+    for frame in ("0", "2"):
+        view_id = rita.post(f"/media/{item.pk}/original/", {"mode": "hold", "frame": frame})["X-View-Id"]
+        rita.post(f"/views/{view_id}/", json.dumps({"seconds": 1.0, "painted": True}), content_type="application/json")
+    rita.post(f"/review/{item.pk}/decide/", {"verdict": "confirmed", "classification": "A1"})
+    item.refresh_from_db()
+    assert item.decisions.get().viewed_frames == [0, 2]
+    report_file = drafting.report_draft_build(actor=None)[0].files.get()
+    doc = xml.file_details_document(report_file)
+    times = item.frame_times
+    seen = [pair.findtext("value") for pair in doc.findall("details/nameValuePair") if pair.findtext("name") == "what the reviewer saw"]
+    assert seen == [f"viewed 2 of {len(times)} sampled frames (at {times[0]:.1f} s, {times[2]:.1f} s) as still pictures; "
+                    "no video segment played; no sound"]
+    assert doc.findtext("fileViewedByEsp") == "true" and doc.findtext("fileName").endswith(".mp4")
+    assert xml.validate(doc) == []
+
+
+def test_a_video_hash_type_from_a_scanner_is_taken(api, mp4):
+    metadata = make_metadata("video/vpdq")
+    metadata["matches"][0].update(hash_type="vpdq", hash_value="00ff" * 40)
+    assert push(api, mp4, metadata, content_type="video/mp4").status_code == 201

@@ -279,6 +279,11 @@ def file_details_document(report_file: ReportFile, *, report_id=PLACEHOLDER_REPO
     if upload:
         _ip_event(root, upload)
     _match_details(root, report_file)
+    seen = seen_text(item, decision)
+    if seen:
+        pair = etree.SubElement(etree.SubElement(root, "details"), "nameValuePair")
+        _add(pair, "name", "what the reviewer saw")
+        _add(pair, "value", seen)
     _add(root, "additionalInfo", clip(file_info_text(report_file, decision)))
     return root
 
@@ -299,6 +304,17 @@ def _match_details(root, report_file: ReportFile) -> None:
         _add(pair, "value", "; ".join(parts))
 
 
+def seen_text(item: Item, decision: Decision | None) -> str:
+    """For a video: which of its sampled frames the confirming reviewer looked at, in words."""
+    if not item.is_video or decision is None or not decision.viewed_unblurred:
+        return ""
+    times = item.frame_times
+    frames = [n for n in decision.viewed_frames if n < len(times)]
+    at = ", ".join(f"{times[n]:.1f} s" for n in frames[:20]) + (", …" if len(frames) > 20 else "")
+    return (f"viewed {len(frames)} of {len(times)} sampled frames (at {at}) as still pictures; "
+            "no video segment played; no sound")
+
+
 def file_info_text(report_file: ReportFile, decision: Decision | None) -> str:
     """Where the file came from, in words: the dataset, its vendor and where the vendor got it."""
     submission = report_file.submission
@@ -313,6 +329,8 @@ def file_info_text(report_file: ReportFile, decision: Decision | None) -> str:
     lines.append(f"Found by our hash-matching scanner on {_text(submission.observed_at)}.")
     if decision:
         lines.append(f"Confirmed by a human reviewer on {_text(decision.decided_at)}.")
+    if seen_text(report_file.item, decision):
+        lines.append(f"The reviewer {seen_text(report_file.item, decision)}.")
     for a in report_file.attestations.all():
         lines.append(f"Not available: {a.field} (attested by {a.attested_by_name}: {a.reason}).")
     return " ".join(lines)

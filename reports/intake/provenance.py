@@ -11,7 +11,8 @@ from django.utils import timezone
 from rest_framework import serializers
 
 SOURCE_TYPES = ["user_upload", "storage_scan", "web_crawl", "third_party_dataset", "other"]
-HASH_TYPES = ["md5", "sha1", "sha256", "pdq", "photodna"]
+# vpdq and tmk_pdqf: Meta's video hashes; their values are taken as the scanner sends them.
+HASH_TYPES = ["md5", "sha1", "sha256", "pdq", "vpdq", "tmk_pdqf", "photodna"]
 HASH_FORMATS = {
     "md5": re.compile(r"^[0-9a-f]{32}$"),
     "sha1": re.compile(r"^[0-9a-f]{40}$"),

@@ -85,6 +85,12 @@ def viewed_by(item, user) -> bool:
     return ViewEvent.objects.filter(item=item, user=user, painted=True).exists()
 
 
+def painted_frames(item, user) -> list[int]:
+    """A video's sampled frames this person has looked at (painted views), in order."""
+    frames = ViewEvent.objects.filter(item=item, user=user, painted=True, frame__isnull=False)
+    return sorted(set(frames.values_list("frame", flat=True)))
+
+
 def view_seconds_record(*, view: ViewEvent, seconds: float, painted: bool = False) -> ViewEvent:
     """The page reports how long the original was on screen, and whether it was painted at all.
     The server clamps the length to the time since the original was sent and to the policy's
