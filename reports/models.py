@@ -198,8 +198,10 @@ class ViewEvent(models.Model):
     painted = models.BooleanField(default=False)
     # What the browser was sent: the original bytes, or a greyscale rendering the policy asked for.
     rendering = models.CharField(max_length=10, default="original")
-    # For a video: which sampled frame's still was revealed (never the video itself).
+    # For a video: which sampled frame's still was revealed (never the video itself), or where a
+    # played segment (a reduced, silent clip) started.
     frame = models.PositiveSmallIntegerField(null=True, blank=True)
+    segment = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["item", "user"], name="view_item_user")]  # review.reveal.viewed_by
@@ -242,6 +244,8 @@ class Decision(models.Model):
     viewed_unblurred = models.BooleanField(default=False)
     # For a video: which sampled frames this person looked at (painted views), for the report.
     viewed_frames = models.JSONField(default=list, blank=True)
+    # ... and which segments they played: [[from, to], ...] in seconds of the video.
+    played_segments = models.JSONField(default=list, blank=True)
     supersedes = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by")
     started_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField()

@@ -59,6 +59,8 @@ MATRIX = {
     "review-heartbeat": ("post", "/review/{item}/heartbeat/", {}, page()),  # says only whether *you* hold it
     "media-preview": ("get", "/media/{item}/preview/thumb/", {}, held(200, 200)),
     "media-original": ("post", "/media/{item}/original/", {}, held(200, 200)),
+    # The matrix's item is a picture, which has no segments; tests/test_video.py plays a video's.
+    "media-segment": ("post", "/media/{item}/segment/", {}, held(404, 404)),
     "view-ended": ("post_json", "/views/{view}/", {"seconds": 1}, held(200, 404)),  # only the person who revealed
     "lead-decisions": ("get", "/lead/decisions/", {}, lead_only(200)),
     "lead-decisions-csv": ("get", "/lead/decisions.csv", {}, lead_only(200)),

@@ -183,3 +183,41 @@ def test_a_video_hash_type_from_a_scanner_is_taken(api, mp4):
     metadata = make_metadata("video/vpdq")
     metadata["matches"][0].update(hash_type="vpdq", hash_value="00ff" * 40)
     assert push(api, mp4, metadata, content_type="video/mp4").status_code == 201
+
+
+def test_a_played_segment_is_a_short_reduced_clip_without_sound(rita, held_video, mp4, settings):
+    settings.TSREVIEW_VIDEO_SEGMENT_SECONDS = 2
+    item = held_video.item
+    response = rita.post(f"/media/{item.pk}/segment/", {"mode": "hold", "frame": "1"})
+    assert response.status_code == 200 and response["Content-Type"] == "video/webm"
+    assert response["Cache-Control"] == "no-store, private" and response.content != mp4
+    with av.open(io.BytesIO(response.content)) as clip:
+        assert [s.type for s in clip.streams] == ["video"]  # no audio track at all
+        assert clip.duration / av.time_base <= 2.1
+        assert max(clip.streams.video[0].codec_context.width, clip.streams.video[0].codec_context.height) <= 480
+    view = ViewEvent.objects.get(pk=response["X-View-Id"])
+    assert view.segment and view.frame == 1
+    event = AuditEvent.objects.get(action="media.segment")
+    assert event.data["sound"] is False and event.data["from"] == item.frame_times[1]
+
+
+def test_a_segment_is_for_the_holder_and_leads_only(client, held_video, second_reviewer, lead):
+    client.force_login(second_reviewer)
+    assert client.post(f"/media/{held_video.item_id}/segment/", {"frame": "0"}).status_code == 404
+    assert AuditEvent.objects.filter(action="media.denied", data__what="segment").exists()
+    client.force_login(lead)
+    assert client.post(f"/media/{held_video.item_id}/segment/", {"frame": "0"}).status_code == 200
+
+
+def test_a_report_says_which_segments_were_played_without_sound(rita, held_video, reporter_settings):
+    from reports.cybertip import xml
+    from reports.reporting import drafting
+
+    item = held_video.item
+    view_id = rita.post(f"/media/{item.pk}/segment/", {"mode": "hold", "frame": "0"})["X-View-Id"]
+    rita.post(f"/views/{view_id}/", json.dumps({"seconds": 1.0, "painted": True}), content_type="application/json")
+    assert rita.post(f"/review/{item.pk}/decide/", {"verdict": "confirmed", "classification": "A1"}).status_code == 302
+    decision = item.decisions.get()
+    assert decision.viewed_unblurred and decision.viewed_frames == [] and decision.played_segments == [[0.0, 1.0]]
+    doc = xml.file_details_document(drafting.report_draft_build(actor=None)[0].files.get())
+    assert "played 00:00:00–00:00:01 without sound" in [p.findtext("value") for p in doc.findall("details/nameValuePair")]

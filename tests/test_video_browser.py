@@ -18,7 +18,7 @@ from .support.browser import start_review
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_video_is_reviewed_by_keyboard_frame_by_frame_to_a_confirmation(login, reviewer, api, settings):
+def test_a_video_is_reviewed_by_keyboard_frame_by_frame_and_a_muted_segment_to_a_confirmation(login, reviewer, api, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     video = synthetic_video(7, seconds=6, cuts=2)
     assert push(api, video, make_metadata("video/browser"), content_type="video/mp4").status_code == 201
@@ -46,11 +46,25 @@ def test_a_video_is_reviewed_by_keyboard_frame_by_frame_to_a_confirmation(login,
     page.wait_for_timeout(500)
     page.keyboard.up(" ")
     expect(page.locator("#original")).to_be_hidden()
+
+    # Playing a segment is its own act: held "p" plays a muted clip; release stops and unloads it.
+    expect(page.locator("#segment")).to_be_hidden()
+    assert page.evaluate("document.getElementById('segment').autoplay") is False
+    page.keyboard.down("p")
+    page.wait_for_function("() => { const v = document.getElementById('segment'); return !v.hidden && !v.paused && v.currentTime > 0.8; }",
+                           timeout=10000)
+    state = page.evaluate("(() => { const v = document.getElementById('segment'); return [v.muted, v.loop, v.volume > 0 && !v.muted]; })()")
+    assert state == [True, False, False]
+    page.keyboard.up("p")
+    assert page.evaluate("(() => { const v = document.getElementById('segment'); return [v.hidden, v.paused, v.hasAttribute('src')]; })()") \
+        == [True, True, False]
     page.keyboard.press("1")
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: f"/review/{item.pk}/" not in url)
 
-    view = ViewEvent.objects.get()
+    view = ViewEvent.objects.get(segment=False)
     assert view.frame == 1 and view.painted and 0.3 <= view.seconds <= 2
+    played = ViewEvent.objects.get(segment=True)
+    assert played.frame == 1 and played.painted and 0.8 <= played.seconds <= 5
     decision = Decision.objects.get()
     assert (decision.item_id, decision.verdict, decision.classification, decision.viewed_unblurred) == (item.pk, "confirmed", "A1", True)

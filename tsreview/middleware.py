@@ -5,6 +5,7 @@ CSP = "; ".join([
     "script-src 'self'",
     "style-src 'self'",
     "img-src 'self' blob:",
+    "media-src blob:",  # a played segment: the clip fetched on a deliberate play, as a blob
     "connect-src 'self'",
     "object-src 'none'",
     "base-uri 'none'",

@@ -185,6 +185,8 @@ TSREVIEW_VIDEO_MAX_FPS = env_int("TSREVIEW_VIDEO_MAX_FPS", 120)
 TSREVIEW_VIDEO_MAX_STREAMS = env_int("TSREVIEW_VIDEO_MAX_STREAMS", 8)
 # At most this many frames are sampled (regular interval plus scene changes) for review.
 TSREVIEW_VIDEO_SAMPLED_FRAMES = env_int("TSREVIEW_VIDEO_SAMPLED_FRAMES", 48)
+# "Play a segment": a reduced clip without sound of at most this many seconds.
+TSREVIEW_VIDEO_SEGMENT_SECONDS = env_int("TSREVIEW_VIDEO_SEGMENT_SECONDS", 10)
 # Django reads non-file fields into memory; the metadata part is small.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024

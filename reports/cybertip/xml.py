@@ -311,8 +311,15 @@ def seen_text(item: Item, decision: Decision | None) -> str:
     times = item.frame_times
     frames = [n for n in decision.viewed_frames if n < len(times)]
     at = ", ".join(f"{times[n]:.1f} s" for n in frames[:20]) + (", …" if len(frames) > 20 else "")
-    return (f"viewed {len(frames)} of {len(times)} sampled frames (at {at}) as still pictures; "
-            "no video segment played; no sound")
+    seen = f"viewed {len(frames)} of {len(times)} sampled frames (at {at}) as still pictures" if frames else ""
+    played = ", ".join(f"{_clock(a)}–{_clock(b)}" for a, b in decision.played_segments[:20])
+    played = f"played {played} without sound" if played else "no video segment played; no sound"
+    return "; ".join(part for part in (seen, played) if part)
+
+
+def _clock(seconds: float) -> str:
+    whole = int(round(seconds))
+    return f"{whole // 3600:02d}:{whole // 60 % 60:02d}:{whole % 60:02d}"
 
 
 def file_info_text(report_file: ReportFile, decision: Decision | None) -> str:

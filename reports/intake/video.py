@@ -8,6 +8,7 @@ import hashlib
 import io
 import math
 from dataclasses import dataclass
+from fractions import Fraction
 
 import av
 import numpy as np
@@ -21,6 +22,9 @@ CODECS = {"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "libaom-av1"}
 # Sheet: up to this many sampled frames in a grid, blurred as one picture.
 SHEET_COLUMNS, SHEET_CELLS = 4, 12
 STILL_QUALITY = 92
+# A played segment is reduced to this many pixels on its long side.
+SEGMENT_SIDE = 480
+SEGMENT_FPS = 15.0
 # Mean absolute change (0..255 per channel) of a tiny colour frame that counts as a cut.
 SCENE_CHANGE = 28.0
 
@@ -198,3 +202,42 @@ def video_previews_make(data: bytes) -> tuple[dict[str, bytes], list[float]]:
         previews.update(blurred_set(image.convert("L"), prefix=f"frame-{n:02d}-", thumb=False))
         previews[f"frame-{n:02d}-still"] = _still(image)
     return previews, [t for t, _ in sampled]
+
+
+def segment_make(data: bytes, *, start: float, seconds: float, grey: bool) -> bytes:
+    """A short clip for a deliberate "play": from `start`, at most `seconds` long, reduced to
+    SEGMENT_SIDE pixels on its long side, without any sound (the file's audio is never copied),
+    greyscale when asked; VP9 in WebM, which Chromium plays."""
+    out = io.BytesIO()
+    with _open(data) as container:
+        probe = _probe(container)
+        scale = min(1.0, SEGMENT_SIDE / max(probe.width, probe.height))
+        width, height = max(2, int(probe.width * scale) // 2 * 2), max(2, int(probe.height * scale) // 2 * 2)
+        fps = min(probe.fps, SEGMENT_FPS)
+        if start > 0 and probe.stream.time_base:
+            container.seek(int(start / probe.stream.time_base), stream=probe.stream, backward=True, any_frame=False)
+        with av.open(out, mode="w", format="webm", options={"fflags": "+bitexact"}) as clip:
+            rate = round(fps)
+            stream = clip.add_stream("libvpx-vp9", rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.options = {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
+            written, step, next_t = 0, 1.0 / fps, start
+            for frame in container.decode(probe.stream):
+                t = float(frame.time) if frame.time is not None else start
+                if t < start - 1e-6 or t + 1e-6 < next_t:
+                    continue
+                if t >= start + seconds:
+                    break
+                shot = frame.reformat(width=width, height=height, format="yuv420p")
+                if grey:  # neutral chroma: the same picture without colour
+                    for plane in shot.planes[1:]:
+                        plane.update(bytes([128]) * plane.buffer_size)
+                shot.pts, shot.time_base = written, Fraction(1, rate)
+                for packet in stream.encode(shot):
+                    clip.mux(packet)
+                written, next_t = written + 1, t + step
+            for packet in stream.encode():
+                clip.mux(packet)
+    if not written:
+        raise MediaRejected(400, "no frame decodes from that point of the video")
+    return out.getvalue()

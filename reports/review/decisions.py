@@ -13,7 +13,7 @@ from ..audit import audit_record
 from ..errors import Refused
 from ..models import Claim, Decision, Item
 from .queue import claim_end
-from .reveal import painted_frames, viewed_by, views_lock_unreported
+from .reveal import painted_frames, played_segments, viewed_by, views_lock_unreported
 from .wellness import exposure_add
 
 # The CyberTipline schema's fileAnnotations a reviewer may set on a confirmed file.
@@ -67,13 +67,16 @@ def decision_create(*, item: Item, user, stage: str, verdict: str, viewed: bool,
     """Insert the immutable row; the caller holds the transaction, has validated and audits."""
     now = now or timezone.now()
     confirmed = verdict == Decision.Verdict.CONFIRMED
-    frames = painted_frames(item, user) if viewed and item.is_video else []
+    video = viewed and item.is_video
+    frames = painted_frames(item, user) if video else []
+    segments = played_segments(item, user) if video else []
     return Decision.objects.create(
         item=item, reviewer=user, reviewer_name=user.get_username(), claim=claim, stage=stage, verdict=verdict,
         reason=reason if verdict == Decision.Verdict.NOT_CSAM else "",
         classification=classification if confirmed else "",
         annotations=sorted(annotations) if confirmed else [],
-        note=note.strip(), viewed_unblurred=viewed, viewed_frames=frames, supersedes=supersedes,
+        note=note.strip(), viewed_unblurred=viewed, viewed_frames=frames,
+        played_segments=segments, supersedes=supersedes,
         started_at=started_at or now, decided_at=now)
 
 

@@ -9,6 +9,7 @@ from django.utils import timezone
 from ..audit import audit_record
 from ..intake.media import greyscale_rendering
 from ..intake.storage import media_store
+from ..intake.video import segment_make
 from ..models import Claim, Item, ViewEvent, WellnessPolicy
 from .wellness import CapReached, cap_reached, exposure_add, exposure_today
 
@@ -74,6 +75,35 @@ def original_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: i
     return data, content_type, view
 
 
+def segment_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: int) -> tuple[bytes, ViewEvent]:
+    """A deliberate "play": a reduced clip without sound, at most TSREVIEW_VIDEO_SEGMENT_SECONDS
+    long, from sampled frame `frame` (greyscale where the policy does not allow colour); the
+    caller has passed item_for_user. Refused at the cap. The page reports how long it played.
+    Audited: media.segment."""
+    if item.purged_at or not item.is_video or not 0 <= frame < len(item.frame_times):
+        raise MediaGone
+    policy = WellnessPolicy.current()
+    if cap_reached(exposure_today(user), policy):
+        raise CapReached
+    start, seconds = item.frame_times[frame], settings.TSREVIEW_VIDEO_SEGMENT_SECONDS
+    clip = segment_make(media_store().get(item.original_blob), start=start, seconds=seconds, grey=not policy.allow_colour)
+    with transaction.atomic():
+        view = ViewEvent.objects.create(item=item, user=user, claim=claim, mode=mode, started_at=timezone.now(), frame=frame,
+                                        segment=True, rendering="original" if policy.allow_colour else "greyscale")
+        audit_record(actor=user, action="media.segment", subject=view, item_id=item.pk,
+                     data={"mode": mode, "claim": claim.pk if claim else None, "frame": frame, "from": start,
+                           "seconds": seconds, "sound": False, "rendering": view.rendering})
+        exposure_add(user, reveals=1)
+    return clip, view
+
+
+def played_segments(item, user) -> list[list[float]]:
+    """The segments this person played of a video, as [from, to] seconds, in order."""
+    views = ViewEvent.objects.filter(item=item, user=user, segment=True, painted=True).order_by("started_at")
+    times = item.frame_times
+    return [[times[v.frame], round(times[v.frame] + v.seconds, 1)] for v in views if v.frame is not None and v.frame < len(times)]
+
+
 def media_denied(*, user, item_id, what: str) -> None:
     """Record an attempt to fetch media without the right to (answered 404)."""
     with transaction.atomic():
@@ -87,7 +117,7 @@ def viewed_by(item, user) -> bool:
 
 def painted_frames(item, user) -> list[int]:
     """A video's sampled frames this person has looked at (painted views), in order."""
-    frames = ViewEvent.objects.filter(item=item, user=user, painted=True, frame__isnull=False)
+    frames = ViewEvent.objects.filter(item=item, user=user, painted=True, frame__isnull=False, segment=False)
     return sorted(set(frames.values_list("frame", flat=True)))
 
 

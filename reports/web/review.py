@@ -5,6 +5,7 @@ import json
 import math
 import re
 
+from django.conf import settings as django_settings
 from django.contrib import messages
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -34,6 +35,7 @@ KEYS = [
     ("Enter", "Record the chosen decision"),
     ("s", "Skip (no penalty)"),
     ("[ ]", "Previous / next sampled frame (videos)"),
+    ("p", "Play a short segment from the frame, without sound (hold, or press in click mode)"),
     ("?", "Show these keys"),
     ("Esc", "Clear the choice / close this help"),
 ]
@@ -73,6 +75,7 @@ def _review_context(request, item, claim, form):
         "earlier": decision_history(item) if claim is None or claim.stage == Claim.Stage.LEAD else None,
         "inspect_kind": f"inspect-{settings.blur}",
         "frames": [(n, t, f"frame-{n:02d}-inspect-{settings.blur}") for n, t in enumerate(item.frame_times)],
+        "segment_seconds": django_settings.TSREVIEW_VIDEO_SEGMENT_SECONDS,
         "classifications": [(c.value, c.label, str(n)) for n, c in enumerate(list(Decision.Classification)[1:], 1)],
         "reasons": [(r.value, r.label, key) for r, key in zip(list(Decision.Reason)[1:], "abmu", strict=True)],
     }
@@ -175,6 +178,28 @@ def media_original(request, item_id):
     except queue.CapReached:
         return JsonResponse({"errors": {"cap": [queue.CapReached.message]}}, status=403)
     response = _media_response(data, content_type)
+    response["X-View-Id"] = str(view.pk)
+    return response
+
+
+@require_POST
+def media_segment(request, item_id):
+    """A reduced clip without sound from a sampled frame, only on a deliberate "play"."""
+    try:
+        item, claim = access.item_for_user(request.user, item_id)
+    except Http404:
+        reveal.media_denied(user=request.user, item_id=item_id, what="segment")
+        raise
+    mode = request.POST.get("mode") if request.POST.get("mode") in ViewEvent.Mode.values else ViewEvent.Mode.HOLD
+    frame = request.POST.get("frame", "0")
+    try:
+        data, view = reveal.segment_fetch(user=request.user, item=item, claim=claim, mode=mode,
+                                          frame=int(frame) if frame.isdigit() and len(frame) < 4 else -1)
+    except reveal.MediaGone:
+        raise Http404 from None
+    except queue.CapReached:
+        return JsonResponse({"errors": {"cap": [queue.CapReached.message]}}, status=403)
+    response = _media_response(data, "video/webm")
     response["X-View-Id"] = str(view.pk)
     return response
 

@@ -41,6 +41,7 @@ urlpatterns = [
     path("review/<int:item_id>/heartbeat/", review.review_heartbeat, name="review-heartbeat"),
     path("media/<int:item_id>/preview/<str:kind>/", review.media_preview, name="media-preview"),
     path("media/<int:item_id>/original/", review.media_original, name="media-original"),
+    path("media/<int:item_id>/segment/", review.media_segment, name="media-segment"),
     path("views/<int:view_id>/", review.view_ended, name="view-ended"),
     path("settings/", review.settings_page, name="settings"),
     path("break/", review.break_taken, name="break-taken"),

@@ -189,10 +189,57 @@
     canvas.hidden = true;
     root.classList.remove("is-revealed");
     canvas.width = 0;  // drops the pixels too
+    if (shown.url) {  // a playing segment: stopped, hidden and unloaded in the same task
+      segment.pause();
+      segment.hidden = true;
+      segment.removeAttribute("src");
+      segment.load();
+      URL.revokeObjectURL(shown.url);
+    }
     badge.textContent = "Blurred";
     var ended = shown;
     shown = null;
     report(ended.viewId, ended.paintedAt === null ? null : Math.max(0, now - ended.paintedAt));
+  }
+
+  // --- Play a segment (videos): a second deliberate act, a reduced clip without sound -------
+  var segment = document.getElementById("segment");
+  var playButton = document.getElementById("play");
+
+  function play() {
+    if (!segment || wanted || capped) return;
+    wanted = true;
+    badge.textContent = "Loading segment…";
+    var mine = ++seq;
+    post(root.dataset.segmentUrl, "mode=" + encodeURIComponent(mode) + "&frame=" + (root.dataset.frame || "0")).then(function (response) {
+      if (!response.ok) { wanted = false; return refused(response); }
+      var viewId = response.headers.get("X-View-Id");
+      return response.blob().then(function (blob) {
+        if (!wanted || mine !== seq) { report(viewId, null); return; }  // released before it arrived
+        var current = {viewId: viewId, paintedAt: null, url: URL.createObjectURL(blob)};
+        shown = current;
+        segment.muted = true;  // no sound, whatever the clip holds (the server sends none)
+        segment.loop = false;
+        segment.src = current.url;
+        segment.hidden = false;
+        root.classList.add("is-revealed");
+        badge.textContent = "Playing, no sound";
+        segment.addEventListener("playing", function () {
+          requestAnimationFrame(function () { if (shown === current && current.paintedAt === null) current.paintedAt = performance.now(); });
+        }, {once: true});
+        segment.addEventListener("ended", function () { if (shown === current) reblur(); }, {once: true});
+        segment.play().catch(function () { if (shown === current) reblur(); });
+      });
+    }).catch(function () { if (mine === seq) { wanted = false; badge.textContent = "Could not play"; } });
+  }
+
+  if (playButton) {
+    if (mode === "hold") {
+      playButton.addEventListener("pointerdown", function (e) { e.preventDefault(); play(); });
+      ["pointerup", "pointerleave", "pointercancel"].forEach(function (name) { playButton.addEventListener(name, reblur); });
+    } else {
+      playButton.addEventListener("click", function () { if (wanted) reblur(); else play(); });
+    }
   }
 
   if (mode === "hold") {
@@ -278,6 +325,11 @@
     var key = e.key;
     if (key === "?") { toggleKeys(keys.hidden); return; }
     if ((key === "[" || key === "]") && framePicks.length) { framePick(frameIndex() + (key === "]" ? 1 : -1)); return; }
+    if (key === "p" && segment) {
+      if (e.repeat) return;
+      if (mode === "hold") play(); else if (wanted) reblur(); else play();
+      return;
+    }
     if (key === "Escape") {
       toggleKeys(false);
       if (form) form.querySelectorAll("input[type=radio]").forEach(function (r) { r.checked = false; });
@@ -292,7 +344,7 @@
     else if (key === "Enter") { e.preventDefault(); reblur(); form.requestSubmit(); }
   });
   document.addEventListener("keyup", function (e) {
-    if ((e.key === " " || e.code === "Space") && mode === "hold") reblur();
+    if ((e.key === " " || e.code === "Space" || (e.key === "p" && segment)) && mode === "hold") reblur();
   });
   var showKeys = document.getElementById("show-keys");
   if (showKeys) showKeys.addEventListener("click", function () { toggleKeys(true); });
