@@ -16,7 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from reports.models import AuditEvent
 
-from .factories import PASSWORD
+from .factories import PASSWORD, push
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,3 +168,32 @@ def test_form_posts_are_checked_for_csrf_even_without_a_referrer(reviewer, heade
     token = client.cookies["csrftoken"].value
     response = client.post("/login/", {"username": "rita", "password": PASSWORD, "csrfmiddlewaretoken": token}, **headers)
     assert response.status_code == status
+
+
+def test_an_upload_above_the_old_spooling_threshold_never_touches_the_disk(api, settings, tmp_path, monkeypatch):
+    """Django spools uploads over FILE_UPLOAD_MAX_MEMORY_SIZE (4 MB by default) to a plaintext
+    temporary file; here they stay in memory up to the upload limit."""
+    import io as _io
+    import os as _os
+
+    from django.core.files import uploadedfile
+    from PIL import Image as _Image
+
+    spooled = []
+
+    def spool(self, *args, **kwargs):
+        spooled.append(args)
+        raise AssertionError("an upload was spooled to a temporary file")
+
+    monkeypatch.setattr(uploadedfile.TemporaryUploadedFile, "__init__", spool)
+    spool_dir = tmp_path / "uploads"
+    spool_dir.mkdir()
+    settings.FILE_UPLOAD_TEMP_DIR = str(spool_dir)
+    noise = _Image.frombytes("RGB", (1600, 1600), _os.urandom(1600 * 1600 * 3))  # synthetic noise
+    out = _io.BytesIO()
+    noise.save(out, "PNG")
+    data = out.getvalue()
+    assert len(data) > 6 * 1024 * 1024
+    response = push(api, data, content_type="image/png")
+    assert response.status_code == 201, response.json()
+    assert spooled == [] and list(spool_dir.iterdir()) == []

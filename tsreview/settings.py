@@ -189,7 +189,11 @@ TSREVIEW_VIDEO_SAMPLED_FRAMES = env_int("TSREVIEW_VIDEO_SAMPLED_FRAMES", 48)
 TSREVIEW_VIDEO_SEGMENT_SECONDS = env_int("TSREVIEW_VIDEO_SEGMENT_SECONDS", 10)
 # Django reads non-file fields into memory; the metadata part is small.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
-FILE_UPLOAD_MAX_MEMORY_SIZE = 4 * 1024 * 1024
+# Uploads are held in memory up to the upload limit and never spooled to a temporary file: the
+# bytes of unreviewed media are never on disk in plaintext (no TemporaryFileUploadHandler; a
+# body over the limit is refused by its Content-Length before it is read).
+FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
+FILE_UPLOAD_MAX_MEMORY_SIZE = TSREVIEW_MAX_UPLOAD_BYTES + 1024 * 1024
 
 # --- Review and wellness defaults (DESIGN §5) -------------------------------------------------
 TSREVIEW_LEASE_SECONDS = env_int("TSREVIEW_LEASE_SECONDS", 600)
