@@ -60,6 +60,10 @@ class Item(models.Model):
     # Moving media: its length, and the times of the frames sampled for review (DESIGN §5b).
     duration_seconds = models.FloatField(null=True, blank=True)
     frame_times = models.JSONField(default=list, blank=True)
+    # PDQ of each sampled frame, in the same order (the stand-in for vPDQ; see intake/video.py).
+    frame_pdqs = models.JSONField(default=list, blank=True)
+    # Why no machine could make the derivatives (the item then waits for a lead instead).
+    unreviewable_reason = models.CharField(max_length=400, blank=True)
 
     # Names in the encrypted media store; never under a served URL.
     original_blob = models.CharField(max_length=200)

@@ -12,6 +12,7 @@ _I, _R = Item.State, Report.State
 
 ITEM_MOVES = {
     (_I.NEW, _I.QUEUED): "previews made: waiting for a first review",
+    (_I.NEW, _I.ESCALATED): "no machine could make its previews (a decoding limit): a lead decides",
     (_I.QUEUED, _I.CLAIMED): "a reviewer claims it",
     (_I.QA, _I.CLAIMED): "a second reviewer claims it for blind QA",
     (_I.ESCALATED, _I.CLAIMED): "a lead claims the escalation",

@@ -48,6 +48,7 @@ def test_a_video_is_taken_hashed_and_previewed_frame_first(api, request, kind):
     assert item.state == Item.State.QUEUED and item.pdq
     times = item.frame_times
     assert 3 <= len(times) <= 48 and times == sorted(times) and times[0] == 0
+    assert len(item.frame_pdqs) == len(times) and all(len(h) == 64 for h in item.frame_pdqs)
     # the contact sheet as the item's previews, and each sampled frame blurred and as a still
     assert {"thumb", "inspect-1", "inspect-2", "inspect-3"} <= set(item.previews)
     assert all(f"frame-{n:02d}-still" in item.previews and f"frame-{n:02d}-inspect-3" in item.previews
@@ -221,3 +222,31 @@ def test_a_report_says_which_segments_were_played_without_sound(rita, held_video
     assert decision.viewed_unblurred and decision.viewed_frames == [] and decision.played_segments == [[0.0, 1.0]]
     doc = xml.file_details_document(drafting.report_draft_build(actor=None)[0].files.get())
     assert "played 00:00:00–00:00:01 without sound" in [p.findtext("value") for p in doc.findall("details/nameValuePair")]
+
+
+@pytest.fixture(scope="module")
+def video_4k():
+    return synthetic_video(9, seconds=4, size=(3840, 2160), fps=12)
+
+
+def test_a_video_that_breaks_the_decoding_limits_goes_to_a_lead_and_the_worker_survives(api, video_4k, settings, lena):
+    """Decoding runs in a child process under a memory limit: the child dies, this process
+    (the worker) does not; the item waits for a lead, saying why, and no sweep retries it."""
+    settings.TSREVIEW_DECODE_MEMORY_BYTES = 500 * 1024 ** 2
+    response = push_video(api, video_4k)
+    assert response.status_code == 201
+    item = Item.objects.get()
+    assert item.state == Item.State.ESCALATED and item.previews == {} and item.frame_times == []
+    assert "TSREVIEW_DECODE_MEMORY_BYTES" in item.unreviewable_reason
+    assert AuditEvent.objects.get(action="item.unreviewable").data["reason"] == item.unreviewable_reason
+    from reports.intake.previews import items_without_previews
+
+    assert item.pk not in items_without_previews(older_than_seconds=0)
+    page = lena.get(f"/review/{item.pk}/").content.decode()
+    assert 'id="unreviewable"' in page and "TSREVIEW_DECODE_MEMORY_BYTES" in page
+
+
+def test_a_4k_video_within_the_default_limits_is_previewed(api, video_4k):
+    assert push_video(api, video_4k).status_code == 201
+    item = Item.objects.get()
+    assert item.state == Item.State.QUEUED and item.previews["frame-00-still"]

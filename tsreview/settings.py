@@ -187,6 +187,9 @@ TSREVIEW_VIDEO_MAX_STREAMS = env_int("TSREVIEW_VIDEO_MAX_STREAMS", 8)
 TSREVIEW_VIDEO_SAMPLED_FRAMES = env_int("TSREVIEW_VIDEO_SAMPLED_FRAMES", 48)
 # "Play a segment": a reduced clip without sound of at most this many seconds.
 TSREVIEW_VIDEO_SEGMENT_SECONDS = env_int("TSREVIEW_VIDEO_SEGMENT_SECONDS", 10)
+# A video's derivatives are made in a child process under these limits (address space, CPU).
+TSREVIEW_DECODE_MEMORY_BYTES = env_int("TSREVIEW_DECODE_MEMORY_BYTES", 3 * 1024 ** 3)
+TSREVIEW_DECODE_CPU_SECONDS = env_int("TSREVIEW_DECODE_CPU_SECONDS", 300)
 # Django reads non-file fields into memory; the metadata part is small.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # Uploads are held in memory up to the upload limit and never spooled to a temporary file: the

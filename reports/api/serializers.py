@@ -22,8 +22,8 @@ ERROR_RESPONSES = {
         401: "No token, or an unknown one.",
         404: "Not this scanner's submission.",
         409: "external_id already used for other bytes.",
-        413: "The body, the image's pixels or its frames are over the limit.",
-        415: "Not a supported image, or not the type it was sent as.",
+        413: "The body, the image's pixels or its frames, or a video's length, frame rate or streams are over the limit.",
+        415: "Not a supported image or video, or not the type it was sent as.",
         429: "Rate limited.",
         503: "The database is unavailable; nothing was stored. Retry after the Retry-After seconds.",
     }.items()
@@ -85,5 +85,6 @@ class SubmissionOutput(serializers.Serializer):
 class SubmissionUpload(serializers.Serializer):
     """The multipart body, for the schema: the view reads the parts itself."""
 
-    file = serializers.FileField(help_text="The media bytes: JPEG, PNG, GIF or WebP.")
+    file = serializers.FileField(help_text="The media bytes: JPEG, PNG, GIF or WebP; or a video: MP4/MOV or WebM/Matroska "
+                                           "with H.264, HEVC, VP8, VP9 or AV1. The type is decided from the bytes.")
     metadata = MetadataInput(help_text="A JSON document: matches and provenance.")

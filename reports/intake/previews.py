@@ -10,9 +10,9 @@ from ..audit import audit_record
 from ..jobs import enqueue
 from ..models import Item
 from ..states import item_move
+from .decode import DecodeFailed, video_previews_limited
 from .media import previews_make
 from .storage import media_store
-from .video import video_previews_make
 
 
 def previews_enqueue(item_id: int) -> None:
@@ -32,9 +32,12 @@ def item_previews_make(*, item_id: int) -> Item:
     if item.previews or item.purged_at:
         return item
     store = media_store()
-    data, frame_times = store.get(item.original_blob), []
+    data, frame_times, frame_pdqs = store.get(item.original_blob), [], []
     if item.is_video:
-        previews, frame_times = video_previews_make(data)
+        try:
+            previews, frame_times, frame_pdqs = video_previews_limited(data)
+        except DecodeFailed as exc:
+            return _unreviewable(item_id, str(exc))
     else:
         previews = previews_make(data)
     names = {kind: store.put(blob, kind="previews") for kind, blob in previews.items()}
@@ -44,8 +47,8 @@ def item_previews_make(*, item_id: int) -> Item:
             for name in names.values():
                 store.delete(name)
             return item
-        item.previews, item.frame_times = names, frame_times
-        fields = ["previews", "frame_times"]
+        item.previews, item.frame_times, item.frame_pdqs = names, frame_times, frame_pdqs
+        fields = ["previews", "frame_times", "frame_pdqs"]
         if item.state == Item.State.NEW:
             item.state, item.queued_at = item_move(item.state, Item.State.QUEUED), timezone.now()
             fields += ["state", "queued_at"]
@@ -57,10 +60,24 @@ def item_previews_make(*, item_id: int) -> Item:
     return item
 
 
+def _unreviewable(item_id: int, reason: str) -> Item:
+    """No derivatives could be made within the limits: the item waits for a lead, with why.
+    Audited: item.unreviewable."""
+    with transaction.atomic():
+        item = Item.objects.select_for_update(no_key=True).get(pk=item_id)
+        if item.state != Item.State.NEW:
+            return item
+        item.state, item.queued_at = item_move(item.state, Item.State.ESCALATED), timezone.now()
+        item.unreviewable_reason = reason[:400]
+        item.save(update_fields=["state", "queued_at", "unreviewable_reason"])
+        audit_record(actor=None, action="item.unreviewable", subject=item, item_id=item.pk, data={"reason": item.unreviewable_reason})
+    return item
+
+
 def items_without_previews(*, older_than_seconds: int = 60, limit: int = 1000) -> list[int]:
     """Items left `new` for a while (broker down at intake, a lost task), and items restored
     after a purge whose previews are not back: the sweep queues them again."""
     cutoff = timezone.now() - timedelta(seconds=older_than_seconds)
     ids = list(Item.objects.filter(state=Item.State.NEW, created_at__lt=cutoff).values_list("pk", flat=True)[:limit])
-    restored = Item.objects.filter(Q(previews={}, purged_at__isnull=True) & ~Q(state=Item.State.NEW))
+    restored = Item.objects.filter(Q(previews={}, purged_at__isnull=True, unreviewable_reason="") & ~Q(state=Item.State.NEW))
     return ids + list(restored.values_list("pk", flat=True)[:limit])

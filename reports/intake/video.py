@@ -190,18 +190,20 @@ def _sheet(images: list[Image.Image]) -> Image.Image:
     return sheet
 
 
-def video_previews_make(data: bytes) -> tuple[dict[str, bytes], list[float]]:
-    """The derivatives of a video: the contact sheet as the item's blurred previews (thumb and
+def video_previews_make(data: bytes, *, limit: int) -> tuple[dict[str, bytes], list[float], list[str]]:
+    """The derivatives of a video, from at most `limit` sampled frames: the contact sheet as the item's blurred previews (thumb and
     inspect levels, so the queue and the page show the sheet), each sampled frame as blurred
     greyscale inspect views ("frame-NN-inspect-<level>") and as a still at natural size
-    ("frame-NN-still", for a reveal: never the video itself); and the frames' times."""
-    sampled = frames_sample(data, limit=settings.TSREVIEW_VIDEO_SAMPLED_FRAMES)
+    ("frame-NN-still", for a reveal: never the video itself); the frames' times; and the
+    PDQ of each sampled frame (tsreview's stand-in for vPDQ: a scanner's vpdq match is shown
+    as the scanner reported it, and these let near-duplicate videos be found by their frames)."""
+    sampled = frames_sample(data, limit=limit)
     images = [image for _, image in sampled]
     previews = blurred_set(_sheet(images))
     for n, image in enumerate(images):
         previews.update(blurred_set(image.convert("L"), prefix=f"frame-{n:02d}-", thumb=False))
         previews[f"frame-{n:02d}-still"] = _still(image)
-    return previews, [t for t, _ in sampled]
+    return previews, [t for t, _ in sampled], [pdq_hash(image.convert("RGB"))[0] for image in images]
 
 
 def segment_make(data: bytes, *, start: float, seconds: float, grey: bool) -> bytes:
