@@ -184,20 +184,20 @@ def fail(*args, **kwargs):
 def test_the_database_failing_after_the_file_was_written_removes_the_file_and_stores_nothing(
         api, monkeypatch, assert_nothing_stored, media_root, step):
     written = []
-    put = storage.media_store().put
+    writer = storage.media_store().writer
 
-    def put_and_remember(data, *, kind):
-        written.append(put(data, kind=kind))
+    def write_and_remember(*, kind):  # the API streams the file part into the store
+        written.append(writer(kind=kind))
         return written[-1]
 
-    monkeypatch.setattr(storage.media_store(), "put", put_and_remember)
+    monkeypatch.setattr(storage.media_store(), "writer", write_and_remember)
     monkeypatch.setattr(intake, step, fail)
 
     response = push(api)
 
     assert_clean_503(response.status_code, response.headers, response.json())
     assert len(written) == 1  # the encrypted original had been written…
-    assert not (media_root / written[0]).exists()  # …and was removed
+    assert not (media_root / written[0].name).exists()  # …and was removed
     assert_nothing_stored()
 
 

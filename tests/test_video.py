@@ -250,3 +250,45 @@ def test_a_4k_video_within_the_default_limits_is_previewed(api, video_4k):
     assert push_video(api, video_4k).status_code == 201
     item = Item.objects.get()
     assert item.state == Item.State.QUEUED and item.previews["frame-00-still"]
+
+
+def test_a_video_upload_streams_into_the_store_in_sealed_chunks(api, monkeypatch, settings, media_root):
+    """The file part is hashed and encrypted chunk by chunk as it arrives (chunks made small
+    here so that a small video spans many): larger than the in-memory upload limit, it is
+    taken; what is stored is only ciphertext; and it reads back byte for byte."""
+    from reports.intake import storage
+
+    monkeypatch.setattr(storage, "CHUNK", 4096)
+    video = synthetic_video(11, seconds=3, size=(640, 360))
+    settings.TSREVIEW_MAX_UPLOAD_BYTES = len(video) // 4  # a picture this large would be refused
+    response = push_video(api, video)
+    assert response.status_code == 201, response.json()
+    item = Item.objects.get()
+    path = media_root / item.original_blob
+    sealed = path.read_bytes()
+    assert sealed.startswith(storage.MAGIC2) and len(sealed) > len(video)
+    assert not any(video[n:n + 64] in sealed for n in range(0, len(video) - 64, 997))  # no plaintext run
+    assert storage.media_store().get(item.original_blob) == video
+    assert item.sha256 == response.json()["item"] and item.size_bytes == len(video)
+    assert item.state == Item.State.QUEUED and item.frame_times  # the worker's child read it chunk by chunk
+    assert not [p for p in media_root.rglob("*.tmp")]
+
+
+def test_a_refused_streamed_video_leaves_nothing_behind(api, monkeypatch, settings, assert_nothing_stored):
+    from reports.intake import storage
+
+    monkeypatch.setattr(storage, "CHUNK", 4096)
+    settings.TSREVIEW_VIDEO_MAX_SECONDS = 1
+    response = push_video(api, synthetic_video(12, seconds=3))
+    assert response.status_code == 413 and "TSREVIEW_VIDEO_MAX_SECONDS" in response.json()["errors"]["file"][0]
+    assert_nothing_stored()
+
+
+def test_a_picture_over_the_upload_limit_is_still_refused_after_streaming(api, settings, assert_nothing_stored):
+    from devtools.synthetic import synthetic_image
+
+    data = synthetic_image(3, size=(800, 600))
+    settings.TSREVIEW_MAX_UPLOAD_BYTES = len(data) - 1
+    response = push(api, data, make_metadata("big-picture"))
+    assert response.status_code == 413 and response.json()["errors"]["file"]
+    assert_nothing_stored()

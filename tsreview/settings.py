@@ -177,7 +177,9 @@ TSREVIEW_MEDIA_OLD_KEYS = env("TSREVIEW_MEDIA_OLD_KEYS", "")
 TSREVIEW_MAX_UPLOAD_BYTES = env_int("TSREVIEW_MAX_UPLOAD_BYTES", 25 * 1024 * 1024)
 TSREVIEW_MAX_IMAGE_PIXELS = env_int("TSREVIEW_MAX_IMAGE_PIXELS", 50_000_000)
 TSREVIEW_MAX_FRAMES = env_int("TSREVIEW_MAX_FRAMES", 1000)
-# Moving media (DESIGN §5b). Each refusal names its limit.
+# Moving media (DESIGN §5b). Each refusal names its limit. A video's upload streams into the
+# encrypted store, so this limit is not held in memory.
+TSREVIEW_MAX_VIDEO_BYTES = env_int("TSREVIEW_MAX_VIDEO_BYTES", 2 * 1024 ** 3)
 TSREVIEW_VIDEO_MAX_SECONDS = env_int("TSREVIEW_VIDEO_MAX_SECONDS", 3 * 3600)
 TSREVIEW_VIDEO_MAX_PIXELS = env_int("TSREVIEW_VIDEO_MAX_PIXELS", 3840 * 2160)
 TSREVIEW_VIDEO_MAX_FRAMES = env_int("TSREVIEW_VIDEO_MAX_FRAMES", 3 * 3600 * 60)

@@ -4,6 +4,7 @@ import json
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
+from django.core.files.uploadhandler import MemoryFileUploadHandler
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import JSONParser, MultiPartParser
@@ -14,6 +15,7 @@ from ..access import submission_for_scanner
 from ..intake import submission as intake
 from ..intake.media import MediaRejected
 from ..intake.provenance import ProvenanceInput, flatten_errors
+from ..intake.upload import EncryptingUploadHandler
 from .errors import ApiError
 from .serializers import ERROR_RESPONSES, SubmissionOutput, SubmissionUpload
 
@@ -37,13 +39,8 @@ def _read_metadata(request):
         raise serializers.ValidationError({"metadata": [f"Not valid JSON: {exc.msg} at line {exc.lineno}."]}) from None
 
 
-def _read_file(request) -> tuple[bytes | None, str]:
-    upload = request.FILES.get("file")
-    if upload is None:
-        return None, ""
-    if upload.size > settings.TSREVIEW_MAX_UPLOAD_BYTES:
-        raise ApiError(413, "file", f"Larger than {settings.TSREVIEW_MAX_UPLOAD_BYTES} bytes.")
-    return upload.read(), upload.content_type or ""
+def _body_limit() -> int:
+    return max(settings.TSREVIEW_MAX_UPLOAD_BYTES, settings.TSREVIEW_MAX_VIDEO_BYTES) + METADATA_MAX_BYTES + 64 * 1024
 
 
 class SubmissionCreateApi(APIView):
@@ -58,22 +55,35 @@ class SubmissionCreateApi(APIView):
     )
     def post(self, request):
         length = int(request.META.get("CONTENT_LENGTH") or 0)
-        if length > settings.TSREVIEW_MAX_UPLOAD_BYTES + METADATA_MAX_BYTES + 64 * 1024:
-            raise ApiError(413, "file", f"Request body larger than the {settings.TSREVIEW_MAX_UPLOAD_BYTES}-byte file limit.")
+        if length > _body_limit():
+            raise ApiError(413, "file", f"Request body larger than the {_body_limit()}-byte limit.")
+        # The file part streams, hashed and encrypted, into the media store as it arrives; what a
+        # refused push wrote is removed below. Other parts (the metadata) are read in memory.
+        receiver = EncryptingUploadHandler(request._request)
+        request._request.upload_handlers = [receiver, MemoryFileUploadHandler(request._request)]
+        try:
+            result = self._push(request)
+        finally:
+            for upload in receiver.uploads:
+                upload.discard()
+        submission = submission_for_scanner(request.user, result.submission.pk)
+        return Response(SubmissionOutput(submission).data,
+                        status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+
+    @staticmethod
+    def _push(request):
         try:
             document = _read_metadata(request)
-            data, claimed_type = _read_file(request)
+            upload = request.FILES.get("file")
         except (RequestDataTooBig, TooManyFieldsSent):
             raise ApiError(413, "metadata", "Too large.") from None
         try:
-            result = intake.submission_push(scanner=request.user, document=document, data=data, claimed_type=claimed_type)
+            return intake.submission_push(scanner=request.user, document=document, data=upload,
+                                          claimed_type=upload.content_type or "" if upload else "")
         except MediaRejected as exc:
             raise ApiError(exc.status, "file", exc.message) from None
         except intake.ExternalIdConflict:
             raise ApiError(409, "metadata.external_id", "Already used by this scanner for different bytes.") from None
-        submission = submission_for_scanner(request.user, result.submission.pk)
-        return Response(SubmissionOutput(submission).data,
-                        status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
 
 class SubmissionDetailApi(APIView):

@@ -1,8 +1,10 @@
 """Decoding a video in a child process with its own CPU-time and memory limits, so that a file
 built to exhaust a decoder costs only that child: the worker survives and the item goes to a
-lead as unreviewable by machine. The decrypted bytes go to the child through a pipe, never
-through the disk."""
+lead as unreviewable by machine. The child reads the video from the encrypted store itself,
+chunk by chunk (the media key reaches it in its environment, as the worker has it), so neither
+process holds the whole file and nothing is decrypted to disk."""
 
+import os
 import pickle
 import resource
 import subprocess
@@ -22,13 +24,17 @@ def _limits(memory: int, cpu: int):
     return apply
 
 
-def video_previews_limited(data: bytes):
-    """intake.video.video_previews_make in a child under TSREVIEW_DECODE_MEMORY_BYTES and
-    TSREVIEW_DECODE_CPU_SECONDS; DecodeFailed if it breaks either or fails."""
+def video_previews_limited(blob: str):
+    """intake.video.video_previews_make of a stored video, in a child under
+    TSREVIEW_DECODE_MEMORY_BYTES and TSREVIEW_DECODE_CPU_SECONDS; DecodeFailed if it breaks
+    either or fails."""
     memory, cpu = settings.TSREVIEW_DECODE_MEMORY_BYTES, settings.TSREVIEW_DECODE_CPU_SECONDS
+    env = {**os.environ, "TSREVIEW_MEDIA_ROOT": str(settings.TSREVIEW_MEDIA_ROOT),
+           "TSREVIEW_MEDIA_KEY": str(settings.TSREVIEW_MEDIA_KEY), "TSREVIEW_MEDIA_OLD_KEYS": settings.TSREVIEW_MEDIA_OLD_KEYS}
+    env.pop("TSREVIEW_MEDIA_KEY_FILE", None)
     try:
-        done = subprocess.run([sys.executable, "-m", "reports.intake.decode_child", str(settings.TSREVIEW_VIDEO_SAMPLED_FRAMES)],
-                              input=data, capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "reports.intake.decode_child", str(settings.TSREVIEW_VIDEO_SAMPLED_FRAMES),
+                               blob], capture_output=True, env=env,
                               preexec_fn=_limits(memory, cpu), timeout=cpu * 4 + 30, check=False,
                               cwd=settings.BASE_DIR)
     except subprocess.TimeoutExpired:

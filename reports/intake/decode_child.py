@@ -1,5 +1,5 @@
-"""The child of intake.decode: the video's bytes on stdin, the number of frames to sample as
-its argument, its derivatives pickled on stdout."""
+"""The child of intake.decode: the number of frames to sample and the stored video's name as
+its arguments, its derivatives pickled on stdout."""
 
 import os
 import pickle
@@ -7,7 +7,9 @@ import sys
 
 if __name__ == "__main__":
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tsreview.settings")
+    from reports.intake.storage import media_store
     from reports.intake.video import video_previews_make
 
-    result = video_previews_make(sys.stdin.buffer.read(), limit=int(sys.argv[1]))
+    with media_store().open(sys.argv[2]) as source:
+        result = video_previews_make(source, limit=int(sys.argv[1]))
     sys.stdout.buffer.write(pickle.dumps(result))

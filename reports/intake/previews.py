@@ -32,14 +32,14 @@ def item_previews_make(*, item_id: int) -> Item:
     if item.previews or item.purged_at:
         return item
     store = media_store()
-    data, frame_times, frame_pdqs = store.get(item.original_blob), [], []
+    frame_times, frame_pdqs = [], []
     if item.is_video:
         try:
-            previews, frame_times, frame_pdqs = video_previews_limited(data)
+            previews, frame_times, frame_pdqs = video_previews_limited(item.original_blob)
         except DecodeFailed as exc:
             return _unreviewable(item_id, str(exc))
     else:
-        previews = previews_make(data)
+        previews = previews_make(store.get(item.original_blob))
     names = {kind: store.put(blob, kind="previews") for kind, blob in previews.items()}
     with transaction.atomic():
         item = Item.objects.select_for_update(no_key=True).get(pk=item_id)

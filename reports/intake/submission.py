@@ -12,7 +12,8 @@ from ..models import Item, Match, Scanner, Submission
 from .media import ImageFacts, MediaRejected, image_inspect
 from .provenance import MetadataInput, flatten_errors, provenance_merge, to_json
 from .storage import media_store
-from .video import is_video, video_inspect
+from .upload import StoredUpload
+from .video import is_video, video_inspect, video_inspect_file
 
 
 class ExternalIdConflict(Exception):
@@ -36,19 +37,37 @@ def metadata_validate(document) -> dict:
     return validator.validated_data
 
 
-def submission_push(*, scanner: Scanner, document, data: bytes | None, claimed_type: str = "") -> IntakeResult:
-    """One push as a scanner sends it: the metadata document and the file's bytes. Checks the
-    metadata (Refused), the bytes (MediaRejected: type, size, pixels, frames; a video's
-    duration, frame rate and streams too; the type comes from the bytes), then stores it
-    with submission_create. The API, the demo and the tests all push through here."""
+def submission_push(*, scanner: Scanner, document, data: bytes | StoredUpload | None, claimed_type: str = "") -> IntakeResult:
+    """One push as a scanner sends it: the metadata document and the file, as bytes or as an
+    upload already streamed into the encrypted store (the API's way). Checks the metadata
+    (Refused), the bytes (MediaRejected: type, size, pixels, frames; a video's duration, frame
+    rate and streams too; the type comes from the bytes), then stores it with
+    submission_create. The API, the demo and the tests all push through here."""
     metadata = metadata_validate(document)
     if data is None:
         raise Refused({"file": ["This part is required."]})
+    if isinstance(data, StoredUpload):
+        return _push_stored(scanner, metadata, data, claimed_type)
     if len(data) > settings.TSREVIEW_MAX_UPLOAD_BYTES:
         raise MediaRejected(413, f"Larger than {settings.TSREVIEW_MAX_UPLOAD_BYTES} bytes.")
     inspect = video_inspect if is_video(data) else image_inspect
     facts = inspect(data, claimed_type=claimed_type)
     return submission_create(scanner=scanner, metadata=metadata, data=data, facts=facts)
+
+
+def _push_stored(scanner: Scanner, metadata: dict, upload: StoredUpload, claimed_type: str) -> IntakeResult:
+    """A video is inspected where it is stored, read chunk by chunk; a picture (small by the
+    upload limit) is decrypted into memory to be verified like any other."""
+    store = media_store()
+    if is_video(upload.head):
+        with store.open(upload.blob) as source:
+            facts = video_inspect_file(source, head=upload.head, size=upload.size, digests=upload.digests,
+                                       claimed_type=claimed_type)
+    else:
+        if upload.size > settings.TSREVIEW_MAX_UPLOAD_BYTES:
+            raise MediaRejected(413, f"Larger than {settings.TSREVIEW_MAX_UPLOAD_BYTES} bytes.")
+        facts = image_inspect(store.get(upload.blob), claimed_type=claimed_type)
+    return submission_create(scanner=scanner, metadata=metadata, data=None, facts=facts, stored=upload)
 
 
 def _replay(scanner: Scanner, external_id: str, sha256: str) -> Submission | None:
@@ -58,19 +77,24 @@ def _replay(scanner: Scanner, external_id: str, sha256: str) -> Submission | Non
     return existing
 
 
-def submission_create(*, scanner: Scanner, metadata: dict, data: bytes, facts: ImageFacts) -> IntakeResult:
+def submission_create(*, scanner: Scanner, metadata: dict, data: bytes | None, facts: ImageFacts,
+                      stored: StoredUpload | None = None) -> IntakeResult:
     """Store one verified push. The caller has authenticated the scanner and verified the bytes.
 
     A replay of (scanner, external_id) with the same bytes returns the earlier submission and
     stores nothing; with other bytes it raises ExternalIdConflict. New bytes are encrypted and
-    written before the transaction and removed again if it does not commit. Audited:
+    written before the transaction (or were, as they arrived: `stored`) and removed again if it
+    does not commit or the item already had them. Audited:
     item.created (new bytes) and submission.created.
     """
     existing = _replay(scanner, metadata["external_id"], facts.sha256)
     if existing:
         return IntakeResult(existing, created=False)
-    known = Item.objects.filter(sha256=facts.sha256, purged_at__isnull=True).exists()
-    blob = "" if known else media_store().put(data, kind="originals")
+    if stored is not None:
+        blob, stored.kept = stored.blob, True  # from here on, this function keeps or removes it
+    else:
+        known = Item.objects.filter(sha256=facts.sha256, purged_at__isnull=True).exists()
+        blob = "" if known else media_store().put(data, kind="originals")
     restored = False
     try:
         with transaction.atomic():

@@ -34,15 +34,17 @@ def is_video(data: bytes) -> bool:
     return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3"
 
 
-def _mime(container, data: bytes) -> str:
+def _mime(data: bytes) -> str:
     if data[:4] == b"\x1a\x45\xdf\xa3":
         return "video/webm" if b"webm" in data[:64] else "video/x-matroska"
     return "video/quicktime" if data[8:10] == b"qt" else "video/mp4"
 
 
-def _open(data: bytes):
+def _open(source):
+    """A container from bytes or from a seekable file (a stored upload read chunk by chunk)."""
     try:
-        return av.open(io.BytesIO(data), mode="r", options={"probesize": "5000000"})
+        return av.open(io.BytesIO(source) if isinstance(source, bytes) else source, mode="r",
+                       options={"probesize": "5000000"})
     except (av.FFmpegError, ValueError, OSError, EOFError):
         raise MediaRejected(400, "video data is truncated or corrupt (no readable container)") from None
 
@@ -114,18 +116,25 @@ def _first_frame(probe: Probe) -> Image.Image:
 def video_inspect(data: bytes, *, claimed_type: str) -> ImageFacts:
     """Verify that data is a supported video within every limit, that a frame of it decodes,
     and compute its hashes (PDQ of the first frame, for similarity). MediaRejected says why."""
+    digests = {name: hashlib.new(name, data, usedforsecurity=name == "sha256").hexdigest() for name in ("md5", "sha1", "sha256")}
+    return video_inspect_file(data, head=data[:64], size=len(data), digests=digests, claimed_type=claimed_type)
+
+
+def video_inspect_file(source, *, head: bytes, size: int, digests: dict[str, str], claimed_type: str) -> ImageFacts:
+    """video_inspect for a file read where it is stored, whose hashes were made as it arrived."""
     claimed = (claimed_type or "").split(";")[0].strip().lower()
     if claimed not in GENERIC_TYPES and not claimed.startswith("video/"):
         raise MediaRejected(415, f"file was sent as {claimed} but its bytes are a video")
-    with _open(data) as container:
+    if size > settings.TSREVIEW_MAX_VIDEO_BYTES:
+        raise MediaRejected(413, f"video is larger than the limit (TSREVIEW_MAX_VIDEO_BYTES) of "
+                                 f"{settings.TSREVIEW_MAX_VIDEO_BYTES} bytes")
+    with _open(source) as container:
         probe = _probe(container)
         pdq, quality = pdq_hash(_first_frame(probe).convert("RGB"))
-        mime_type = _mime(container, data)
     return ImageFacts(
-        mime_type=mime_type, size_bytes=len(data), width=probe.width, height=probe.height, frames=max(1, probe.frames),
-        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
-        sha256=hashlib.sha256(data).hexdigest(), pdq=pdq, pdq_quality=quality, duration=round(probe.duration, 3))
+        mime_type=_mime(head), size_bytes=size, width=probe.width, height=probe.height, frames=max(1, probe.frames),
+        md5=digests["md5"], sha1=digests["sha1"], sha256=digests["sha256"], pdq=pdq, pdq_quality=quality,
+        duration=round(probe.duration, 3))
 
 
 # --- Derivatives ----------------------------------------------------------------------------------
@@ -134,7 +143,7 @@ def _tiny(frame) -> np.ndarray:
     return np.asarray(frame.reformat(width=32, height=18, format="rgb24").to_ndarray(), dtype=np.float32)
 
 
-def frames_sample(data: bytes, *, limit: int) -> list[tuple[float, Image.Image]]:
+def frames_sample(data, *, limit: int) -> list[tuple[float, Image.Image]]:
     """Up to `limit` frames: one at a regular interval, and those where the scene changes;
     when there are more, the sharpest cuts and then an even thinning of the rest go first."""
     with _open(data) as container:
@@ -190,7 +199,7 @@ def _sheet(images: list[Image.Image]) -> Image.Image:
     return sheet
 
 
-def video_previews_make(data: bytes, *, limit: int) -> tuple[dict[str, bytes], list[float], list[str]]:
+def video_previews_make(data, *, limit: int) -> tuple[dict[str, bytes], list[float], list[str]]:
     """The derivatives of a video, from at most `limit` sampled frames: the contact sheet as the item's blurred previews (thumb and
     inspect levels, so the queue and the page show the sheet), each sampled frame as blurred
     greyscale inspect views ("frame-NN-inspect-<level>") and as a still at natural size
@@ -206,7 +215,7 @@ def video_previews_make(data: bytes, *, limit: int) -> tuple[dict[str, bytes], l
     return previews, [t for t, _ in sampled], [pdq_hash(image.convert("RGB"))[0] for image in images]
 
 
-def segment_make(data: bytes, *, start: float, seconds: float, grey: bool) -> bytes:
+def segment_make(data, *, start: float, seconds: float, grey: bool) -> bytes:
     """A short clip for a deliberate "play": from `start`, at most `seconds` long, reduced to
     SEGMENT_SIDE pixels on its long side, without any sound (the file's audio is never copied),
     greyscale when asked; VP9 in WebM, which Chromium plays."""

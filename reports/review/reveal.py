@@ -86,7 +86,8 @@ def segment_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: in
     if cap_reached(exposure_today(user), policy):
         raise CapReached
     start, seconds = item.frame_times[frame], settings.TSREVIEW_VIDEO_SEGMENT_SECONDS
-    clip = segment_make(media_store().get(item.original_blob), start=start, seconds=seconds, grey=not policy.allow_colour)
+    with media_store().open(item.original_blob) as source:  # read chunk by chunk, never whole
+        clip = segment_make(source, start=start, seconds=seconds, grey=not policy.allow_colour)
     with transaction.atomic():
         view = ViewEvent.objects.create(item=item, user=user, claim=claim, mode=mode, started_at=timezone.now(), frame=frame,
                                         segment=True, rendering="original" if policy.allow_colour else "greyscale")
