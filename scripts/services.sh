@@ -11,6 +11,7 @@ command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v vipsthumbnail >/dev/null || missing+=(libvips-tools)  # benchmark peer
+command -v ffmpeg >/dev/null || missing+=(ffmpeg)  # benchmark peer (the product uses PyAV's own FFmpeg)
 
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

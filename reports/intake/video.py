@@ -15,7 +15,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from .media import GENERIC_TYPES, ImageFacts, MediaRejected, blurred_set, pdq_hash
+from .media import GENERIC_TYPES, PDQ_SIDE, ImageFacts, MediaRejected, blurred_set, pdq_hash
 
 # Codecs a reviewer's file may use (the issue's list); anything else is 415.
 CODECS = {"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "libaom-av1"}
@@ -140,7 +140,16 @@ def video_inspect_file(source, *, head: bytes, size: int, digests: dict[str, str
 # --- Derivatives ----------------------------------------------------------------------------------
 
 def _tiny(frame) -> np.ndarray:
-    return np.asarray(frame.reformat(width=32, height=18, format="rgb24").to_ndarray(), dtype=np.float32)
+    """A few hundred samples of the frame's colour, for telling scene cuts: taken straight from
+    the decoded planes (no conversion of the whole frame) when they are 8-bit 4:2:0."""
+    if frame.format.name in ("yuv420p", "yuvj420p"):
+        samples = []
+        for plane, step in zip(frame.planes, (40, 20, 20), strict=True):
+            rows = np.frombuffer(plane, np.uint8).reshape(plane.height, plane.line_size)[:, : plane.width]
+            samples.append(rows[::step, ::step].ravel())
+        return np.concatenate(samples).astype(np.float32)
+    return np.asarray(frame.reformat(width=32, height=18, format="rgb24", interpolation="FAST_BILINEAR").to_ndarray(),
+                      dtype=np.float32).ravel()
 
 
 def frames_sample(data, *, limit: int) -> list[tuple[float, Image.Image]]:
@@ -148,6 +157,7 @@ def frames_sample(data, *, limit: int) -> list[tuple[float, Image.Image]]:
     when there are more, the sharpest cuts and then an even thinning of the rest go first."""
     with _open(data) as container:
         probe = _probe(container)
+        probe.stream.thread_type = "AUTO"  # decode on every core, as the ffmpeg command line does
         interval = max(probe.duration / max(1, limit // 2), 1.0 / probe.fps)
         chosen, next_regular, previous = [], 0.0, None
         try:
@@ -163,6 +173,8 @@ def frames_sample(data, *, limit: int) -> list[tuple[float, Image.Image]]:
                         next_regular = t + interval
                 if len(chosen) > 2 * limit:  # bound memory: keep the best half so far
                     chosen = _thin(chosen, limit)
+        except MemoryError:  # FFmpeg's ENOMEM too (av.error.MemoryError): the limits say why
+            raise
         except (av.FFmpegError, ValueError, OSError, EOFError):
             if not chosen:
                 raise MediaRejected(400, "no frame of the video decodes (truncated or corrupt)") from None
@@ -200,19 +212,27 @@ def _sheet(images: list[Image.Image]) -> Image.Image:
 
 
 def video_previews_make(data, *, limit: int) -> tuple[dict[str, bytes], list[float], list[str]]:
-    """The derivatives of a video, from at most `limit` sampled frames: the contact sheet as the item's blurred previews (thumb and
-    inspect levels, so the queue and the page show the sheet), each sampled frame as blurred
+    """The derivatives of a video, from at most `limit` sampled frames: the contact sheet as
+    the item's blurred previews (thumb and inspect levels, so the queue and the page show the sheet), each sampled frame as blurred
     greyscale inspect views ("frame-NN-inspect-<level>") and as a still at natural size
     ("frame-NN-still", for a reveal: never the video itself); the frames' times; and the
     PDQ of each sampled frame (tsreview's stand-in for vPDQ: a scanner's vpdq match is shown
     as the scanner reported it, and these let near-duplicate videos be found by their frames)."""
     sampled = frames_sample(data, limit=limit)
     images = [image for _, image in sampled]
-    previews = blurred_set(_sheet(images))
-    for n, image in enumerate(images):
-        previews.update(blurred_set(image.convert("L"), prefix=f"frame-{n:02d}-", thumb=False))
+    small = [_small(image) for image in images]  # one cheap reduction; every derivative but the still is smaller
+    previews = blurred_set(_sheet([image.convert("L") for image in small]))
+    for n, (image, reduced) in enumerate(zip(images, small, strict=True)):
+        previews.update(blurred_set(reduced.convert("L"), prefix=f"frame-{n:02d}-", thumb=False))
         previews[f"frame-{n:02d}-still"] = _still(image)
-    return previews, [t for t, _ in sampled], [pdq_hash(image.convert("RGB"))[0] for image in images]
+    return previews, [t for t, _ in sampled], [pdq_hash(image)[0] for image in small]
+
+
+def _small(image: Image.Image) -> Image.Image:
+    """The frame reduced by a whole factor to about PDQ_SIDE (512) on its long side: enough for
+    PDQ (its reference tools hash no more) and for the 400 px blurred views and sheet tiles."""
+    factor = max(1, max(image.size) // PDQ_SIDE)
+    return (image.reduce(factor) if factor > 1 else image).convert("RGB")
 
 
 def segment_make(data, *, start: float, seconds: float, grey: bool) -> bytes:

@@ -1,0 +1,70 @@
+"""Video derivatives of a 60 s 1280×720 H.264 synthetic video, against Debian's `ffmpeg` making
+comparable frames and sheet from the command line in the same run (the issue's peer; target:
+ratio ≤ 1.5×), and the whole push of that video through gunicorn until it is queued.
+
+Ours (intake.decode.video_previews_limited, the worker's path: a child process under its
+limits reading the encrypted store): up to 48 frames at a regular interval and at scene
+changes; per frame a still at natural size, three blurred greyscale inspect views and a PDQ;
+a contact sheet with its blurred previews. The peer: one ffmpeg run selecting the frames the
+same way (interval or scene score), writing each as a JPEG still and a greyscale 400 px blurred
+JPEG, and a 4×3 tiled sheet."""
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from bench import stack
+
+
+def _peer(path: Path, out: Path, interval: float) -> float:
+    select = f"isnan(prev_selected_t)+gte(t-prev_selected_t\\,{interval:.3f})+gt(scene\\,0.3)"
+    graph = (f"[0:v]select='{select}',split=3[a][b][c];"
+             "[a]null[still];"
+             "[b]format=gray,scale=400:-2,gblur=sigma=12[blur];"
+             "[c]scale=320:-2,format=gray,tile=4x3[sheet]")
+    argv = ["ffmpeg", "-loglevel", "error", "-y", "-i", str(path), "-filter_complex", graph,
+            "-map", "[still]", "-fps_mode", "vfr", "-q:v", "3", str(out / "still_%02d.jpg"),
+            "-map", "[blur]", "-fps_mode", "vfr", "-q:v", "8", str(out / "blur_%02d.jpg"),
+            "-map", "[sheet]", "-frames:v", "1", str(out / "sheet.jpg")]
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True)
+    return time.perf_counter() - t0
+
+
+def run() -> dict:
+    from devtools.synthetic import synthetic_video
+    from reports.intake.decode import video_previews_limited
+    from reports.intake.storage import media_store
+
+    if not shutil.which("ffmpeg"):
+        raise RuntimeError("the peer, Debian's ffmpeg, is not installed (apt-get install ffmpeg)")
+    seconds = max(6, round(60 * stack.scale()))
+    t0 = time.perf_counter()
+    video = synthetic_video(60, seconds=seconds, size=(1280, 720), fps=30, cuts=6)
+    stack.say(f"made a {seconds} s 1280×720 H.264 video ({len(video) / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s")
+    store = media_store()
+    writer = store.writer(kind="originals")
+    writer.write(video)
+    blob = writer.finish()
+    ours, peer = [], []
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "in.mp4"
+        path.write_bytes(video)  # for the command-line peer only: synthetic, not a pushed file
+        for _ in range(3):
+            t = time.perf_counter()
+            previews, times, _ = video_previews_limited(blob)
+            ours.append(time.perf_counter() - t)
+            out = Path(tmp) / f"peer{len(peer)}"
+            out.mkdir()
+            peer.append(_peer(path, out, seconds / 24))
+        peer_frames = len(list(out.glob("still_*.jpg")))
+    ours_s, peer_s = min(ours), min(peer)
+    ratio = ours_s / peer_s
+    stack.say(f"derivatives: ours {ours_s:.2f} s ({len(times)} frames, {len(previews)} files), "
+              f"ffmpeg {peer_s:.2f} s ({peer_frames} frames) -> ratio {ratio:.2f} (target <= 1.5)")
+    return {"video_seconds": seconds, "video_mb": round(len(video) / 1e6, 1), "ours_s": round(ours_s, 2),
+            "peer_s": round(peer_s, 2), "ratio": round(ratio, 2), "frames": len(times), "peer_frames": peer_frames,
+            "rows": [(f"derivatives of a {seconds} s 1280×720 H.264 video: {ours_s:.2f} s vs ffmpeg {peer_s:.2f} s "
+                      f"→ {ratio:.2f}×", "≤ 1.5×", "yes" if ratio <= 1.5 else "no")]}
