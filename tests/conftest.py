@@ -107,8 +107,9 @@ def rita(client, reviewer):
 
 
 @pytest.fixture
-def lena(client, lead):
-    """The test client signed in as the lead."""
+def lena(lead):
+    """A test client of its own signed in as the lead (so a test can use rita and lena both)."""
+    client = Client()
     client.force_login(lead)
     return client
 

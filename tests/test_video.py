@@ -292,3 +292,27 @@ def test_a_picture_over_the_upload_limit_is_still_refused_after_streaming(api, s
     response = push(api, data, make_metadata("big-picture"))
     assert response.status_code == 413 and response.json()["errors"]["file"]
     assert_nothing_stored()
+
+
+def test_a_lead_sends_a_video_report_whose_file_details_say_what_was_seen(
+        rita, lena, held_video, mp4, cybertip, django_capture_on_commit_callbacks):
+    """End to end at the fake CyberTipline: the original video is uploaded as it is (its MD5 and
+    size), and the fileinfo sent says which frames were looked at and what was played."""
+    from reports.models import Report
+
+    item = held_video.item
+    for frame, path in (("1", "original"), ("2", "segment")):
+        view_id = rita.post(f"/media/{item.pk}/{path}/", {"mode": "hold", "frame": frame})["X-View-Id"]
+        rita.post(f"/views/{view_id}/", json.dumps({"seconds": 1.0, "painted": True}), content_type="application/json")
+    assert rita.post(f"/review/{item.pk}/decide/", {"verdict": "confirmed", "classification": "A1"}).status_code == 302
+    lena.post("/reports/build/")
+    report = Report.objects.get()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert lena.post(f"/reports/{report.pk}/approve/").status_code == 302
+    report.refresh_from_db()
+    assert report.state == Report.State.FINISHED
+    [sent] = cybertip.finished_reports()[0].files.values()
+    times = item.frame_times
+    assert sent["md5"] == item.md5 and sent["size"] == len(mp4)
+    assert (f"viewed 1 of {len(times)} sampled frames (at {times[1]:.1f} s) as still pictures; "
+            f"played 00:00:0{round(times[2])}–00:00:0{round(times[2] + 1)} without sound").encode() in sent["details"]

@@ -18,10 +18,12 @@ from .support.browser import start_review
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_a_video_is_reviewed_by_keyboard_frame_by_frame_and_a_muted_segment_to_a_confirmation(login, reviewer, api, settings):
+@pytest.mark.parametrize("kind", ["mp4", "webm"])
+def test_a_video_is_reviewed_by_keyboard_frame_by_frame_and_a_muted_segment_to_a_confirmation(login, reviewer, api, settings, kind):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
-    video = synthetic_video(7, seconds=6, cuts=2)
-    assert push(api, video, make_metadata("video/browser"), content_type="video/mp4").status_code == 201
+    video = (synthetic_video(7, seconds=6, cuts=2, audio=True) if kind == "mp4"
+             else synthetic_video(8, seconds=6, cuts=2, codec="libvpx-vp9", container="webm"))
+    assert push(api, video, make_metadata(f"video/browser-{kind}"), content_type=f"video/{kind}").status_code == 201
     item = item_previews_make(item_id=Item.objects.get().pk)
     secret = {hashlib.sha256(video).hexdigest()} | {
         hashlib.sha256(media_store().get(name)).hexdigest() for kind, name in item.previews.items() if kind.endswith("-still")}
