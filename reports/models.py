@@ -206,6 +206,8 @@ class ViewEvent(models.Model):
     # played segment (a reduced, silent clip) started.
     frame = models.PositiveSmallIntegerField(null=True, blank=True)
     segment = models.BooleanField(default=False)
+    # A segment played with its sound: a third deliberate act, metered apart (ExposureDay.audio_seconds).
+    sound = models.BooleanField(default=False)
 
     class Meta:
         indexes = [models.Index(fields=["item", "user"], name="view_item_user")]  # review.reveal.viewed_by
@@ -309,6 +311,7 @@ class ExposureDay(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exposure_days")
     day = models.DateField()
     unblurred_seconds = models.FloatField(default=0)
+    audio_seconds = models.FloatField(default=0)  # seconds of sound heard (segments played with sound)
     reveals = models.PositiveIntegerField(default=0)
     items = models.PositiveIntegerField(default=0)
     active_seconds = models.PositiveIntegerField(default=0)

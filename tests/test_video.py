@@ -29,7 +29,7 @@ def push_video(api, data, external_id="video/1", content_type="video/mp4"):
 
 @pytest.fixture(scope="module")
 def mp4():
-    return synthetic_video(1, seconds=6, cuts=2)
+    return synthetic_video(1, seconds=6, cuts=2, audio=True)
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +219,7 @@ def test_a_report_says_which_segments_were_played_without_sound(rita, held_video
     rita.post(f"/views/{view_id}/", json.dumps({"seconds": 1.0, "painted": True}), content_type="application/json")
     assert rita.post(f"/review/{item.pk}/decide/", {"verdict": "confirmed", "classification": "A1"}).status_code == 302
     decision = item.decisions.get()
-    assert decision.viewed_unblurred and decision.viewed_frames == [] and decision.played_segments == [[0.0, 1.0]]
+    assert decision.viewed_unblurred and decision.viewed_frames == [] and decision.played_segments == [[0.0, 1.0, False]]
     doc = xml.file_details_document(drafting.report_draft_build(actor=None)[0].files.get())
     assert "played 00:00:00–00:00:01 without sound" in [p.findtext("value") for p in doc.findall("details/nameValuePair")]
 
@@ -316,3 +316,24 @@ def test_a_lead_sends_a_video_report_whose_file_details_say_what_was_seen(
     assert sent["md5"] == item.md5 and sent["size"] == len(mp4)
     assert (f"viewed 1 of {len(times)} sampled frames (at {times[1]:.1f} s) as still pictures; "
             f"played 00:00:0{round(times[2])}–00:00:0{round(times[2] + 1)} without sound").encode() in sent["details"]
+
+
+def test_sound_is_its_own_act_metered_apart(rita, held_video, reviewer):
+    item = held_video.item
+    quiet = rita.post(f"/media/{item.pk}/segment/", {"mode": "hold", "frame": "0"})
+    loud = rita.post(f"/media/{item.pk}/segment/", {"mode": "hold", "frame": "0", "sound": "1"})
+    with av.open(io.BytesIO(quiet.content)) as clip:
+        assert [s.type for s in clip.streams] == ["video"]
+    with av.open(io.BytesIO(loud.content)) as clip:
+        assert sorted(s.type for s in clip.streams) == ["audio", "video"]
+    for response, seconds in ((quiet, 1.5), (loud, 2.0)):
+        rita.post(f"/views/{response['X-View-Id']}/", json.dumps({"seconds": seconds, "painted": True}),
+                  content_type="application/json")
+    from reports.models import ExposureDay
+
+    day = ExposureDay.objects.get(user=reviewer)
+    assert (day.unblurred_seconds, day.audio_seconds) == (3.5, 2.0)
+    assert ViewEvent.objects.get(pk=loud["X-View-Id"]).sound is True
+    assert [e.data["sound"] for e in AuditEvent.objects.filter(action="media.segment").order_by("id")] == [False, True]
+    assert rita.post(f"/review/{item.pk}/decide/", {"verdict": "confirmed", "classification": "A1"}).status_code == 302
+    assert [seg[2] for seg in item.decisions.get().played_segments] == [False, True]

@@ -60,13 +60,24 @@ def test_a_video_is_reviewed_by_keyboard_frame_by_frame_and_a_muted_segment_to_a
     page.keyboard.up("p")
     assert page.evaluate("(() => { const v = document.getElementById('segment'); return [v.hidden, v.paused, v.hasAttribute('src')]; })()") \
         == [True, True, False]
+    if kind == "mp4":  # the file has sound: Shift+P plays it, unmuted, as its own act
+        page.keyboard.down("Shift")
+        page.keyboard.down("P")
+        page.wait_for_function("() => { const v = document.getElementById('segment'); return !v.paused && v.currentTime > 0.3; }",
+                               timeout=10000)
+        assert page.evaluate("document.getElementById('segment').muted") is False
+        assert page.inner_text("#badge") == "Playing with sound"
+        page.keyboard.up("P")
+        page.keyboard.up("Shift")
+        expect(page.locator("#segment")).to_be_hidden()
     page.keyboard.press("1")
     page.keyboard.press("Enter")
     page.wait_for_url(lambda url: f"/review/{item.pk}/" not in url)
 
     view = ViewEvent.objects.get(segment=False)
     assert view.frame == 1 and view.painted and 0.3 <= view.seconds <= 2
-    played = ViewEvent.objects.get(segment=True)
+    played = ViewEvent.objects.get(segment=True, sound=False)
     assert played.frame == 1 and played.painted and 0.5 <= played.seconds <= 5  # played past 0.8 s of the clip
+    assert ViewEvent.objects.filter(segment=True, sound=True).count() == (1 if kind == "mp4" else 0)
     decision = Decision.objects.get()
     assert (decision.item_id, decision.verdict, decision.classification, decision.viewed_unblurred) == (item.pk, "confirmed", "A1", True)

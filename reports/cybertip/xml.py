@@ -312,8 +312,10 @@ def seen_text(item: Item, decision: Decision | None) -> str:
     frames = [n for n in decision.viewed_frames if n < len(times)]
     at = ", ".join(f"{times[n]:.1f} s" for n in frames[:20]) + (", …" if len(frames) > 20 else "")
     seen = f"viewed {len(frames)} of {len(times)} sampled frames (at {at}) as still pictures" if frames else ""
-    played = ", ".join(f"{_clock(a)}–{_clock(b)}" for a, b in decision.played_segments[:20])
-    played = f"played {played} without sound" if played else "no video segment played; no sound"
+    segments = decision.played_segments[:20]
+    played = ", ".join(f"{_clock(seg[0])}–{_clock(seg[1])} {'with' if seg[2:] and seg[2] else 'without'} sound"
+                       for seg in segments)
+    played = f"played {played}" if played else "no video segment played; no sound"
     return "; ".join(part for part in (seen, played) if part)
 
 

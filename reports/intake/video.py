@@ -235,23 +235,26 @@ def _small(image: Image.Image) -> Image.Image:
     return (image.reduce(factor) if factor > 1 else image).convert("RGB")
 
 
-def segment_make(data, *, start: float, seconds: float, grey: bool) -> bytes:
+def segment_make(data, *, start: float, seconds: float, grey: bool, sound: bool = False) -> bytes:
     """A short clip for a deliberate "play": from `start`, at most `seconds` long, reduced to
-    SEGMENT_SIDE pixels on its long side, without any sound (the file's audio is never copied),
-    greyscale when asked; VP9 in WebM, which Chromium plays."""
+    SEGMENT_SIDE pixels on its long side, greyscale when asked; VP9 in WebM, which Chromium
+    plays. Without sound unless `sound` (a second deliberate act): only then is the file's
+    audio for that stretch copied in, as Opus."""
     out = io.BytesIO()
     with _open(data) as container:
         probe = _probe(container)
+        audio = next((s for s in container.streams if s.type == "audio"), None) if sound else None
         scale = min(1.0, SEGMENT_SIDE / max(probe.width, probe.height))
         width, height = max(2, int(probe.width * scale) // 2 * 2), max(2, int(probe.height * scale) // 2 * 2)
         fps = min(probe.fps, SEGMENT_FPS)
-        if start > 0 and probe.stream.time_base:
-            container.seek(int(start / probe.stream.time_base), stream=probe.stream, backward=True, any_frame=False)
         with av.open(out, mode="w", format="webm", options={"fflags": "+bitexact"}) as clip:
             rate = round(fps)
             stream = clip.add_stream("libvpx-vp9", rate=rate)
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.options = {"deadline": "realtime", "cpu-used": "8", "row-mt": "1"}
+            pending = _sound(container, audio, clip, start, seconds) if audio is not None else []
+            if probe.stream.time_base:  # also at 0: the sound's pass may have read on
+                container.seek(int(start / probe.stream.time_base), stream=probe.stream, backward=True, any_frame=False)
             written, step, next_t = 0, 1.0 / fps, start
             for frame in container.decode(probe.stream):
                 t = float(frame.time) if frame.time is not None else start
@@ -264,11 +267,36 @@ def segment_make(data, *, start: float, seconds: float, grey: bool) -> bytes:
                     for plane in shot.planes[1:]:
                         plane.update(bytes([128]) * plane.buffer_size)
                 shot.pts, shot.time_base = written, Fraction(1, rate)
+                while pending and pending[0][0] <= t - start:  # keep sound and picture interleaved
+                    clip.mux(pending.pop(0)[1])
                 for packet in stream.encode(shot):
                     clip.mux(packet)
                 written, next_t = written + 1, t + step
             for packet in stream.encode():
                 clip.mux(packet)
+            for _, packet in pending:
+                clip.mux(packet)
     if not written:
         raise MediaRejected(400, "no frame decodes from that point of the video")
     return out.getvalue()
+
+
+def _sound(container, audio, clip, start: float, seconds: float) -> list:
+    """The stretch's audio encoded as Opus for the clip: (time in the clip, packet) in order."""
+    out = clip.add_stream("libopus", rate=48000, layout="stereo")
+    resampler = av.AudioResampler(format="flt", layout="stereo", rate=48000)
+    if audio.time_base:
+        container.seek(int(start / audio.time_base), stream=audio, backward=True)
+    packets, samples = [], 0
+    for frame in container.decode(audio):
+        t = float(frame.time) if frame.time is not None else start
+        if t >= start + seconds:
+            break
+        if t + frame.samples / (frame.sample_rate or 48000) <= start:
+            continue
+        for piece in resampler.resample(frame):
+            piece.pts, piece.time_base = samples, Fraction(1, 48000)
+            samples += piece.samples
+            packets += [(samples / 48000, packet) for packet in out.encode(piece)]
+    packets += [(samples / 48000, packet) for packet in out.encode(None)]
+    return packets

@@ -1,4 +1,4 @@
-# Moving media (videos): their length, sampled frames and frame PDQs, why none could be made; which frame or segment a view showed; what a decision saw.
+# Moving media (videos): their length, sampled frames and frame PDQs, why none could be made; which frame or segment a view showed and whether with sound; what a decision saw; seconds of sound heard.
 
 from django.db import migrations, models
 
@@ -19,6 +19,11 @@ class Migration(migrations.Migration):
             model_name='decision',
             name='viewed_frames',
             field=models.JSONField(blank=True, default=list),
+        ),
+        migrations.AddField(
+            model_name='exposureday',
+            name='audio_seconds',
+            field=models.FloatField(default=0),
         ),
         migrations.AddField(
             model_name='item',
@@ -48,6 +53,11 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='viewevent',
             name='segment',
+            field=models.BooleanField(default=False),
+        ),
+        migrations.AddField(
+            model_name='viewevent',
+            name='sound',
             field=models.BooleanField(default=False),
         ),
     ]

@@ -75,11 +75,13 @@ def original_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: i
     return data, content_type, view
 
 
-def segment_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: int) -> tuple[bytes, ViewEvent]:
-    """A deliberate "play": a reduced clip without sound, at most TSREVIEW_VIDEO_SEGMENT_SECONDS
-    long, from sampled frame `frame` (greyscale where the policy does not allow colour); the
-    caller has passed item_for_user. Refused at the cap. The page reports how long it played.
-    Audited: media.segment."""
+def segment_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: int, sound: bool = False
+                  ) -> tuple[bytes, ViewEvent]:
+    """A deliberate "play": a reduced clip, at most TSREVIEW_VIDEO_SEGMENT_SECONDS long, from
+    sampled frame `frame` (greyscale where the policy does not allow colour), without sound
+    unless `sound` (its own deliberate act, metered apart); the caller has passed
+    item_for_user. Refused at the cap. The page reports how long it played. Audited:
+    media.segment, saying whether with sound."""
     if item.purged_at or not item.is_video or not 0 <= frame < len(item.frame_times):
         raise MediaGone
     policy = WellnessPolicy.current()
@@ -87,22 +89,24 @@ def segment_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: in
         raise CapReached
     start, seconds = item.frame_times[frame], settings.TSREVIEW_VIDEO_SEGMENT_SECONDS
     with media_store().open(item.original_blob) as source:  # read chunk by chunk, never whole
-        clip = segment_make(source, start=start, seconds=seconds, grey=not policy.allow_colour)
+        clip = segment_make(source, start=start, seconds=seconds, grey=not policy.allow_colour, sound=sound)
     with transaction.atomic():
         view = ViewEvent.objects.create(item=item, user=user, claim=claim, mode=mode, started_at=timezone.now(), frame=frame,
-                                        segment=True, rendering="original" if policy.allow_colour else "greyscale")
+                                        segment=True, sound=sound,
+                                        rendering="original" if policy.allow_colour else "greyscale")
         audit_record(actor=user, action="media.segment", subject=view, item_id=item.pk,
                      data={"mode": mode, "claim": claim.pk if claim else None, "frame": frame, "from": start,
-                           "seconds": seconds, "sound": False, "rendering": view.rendering})
+                           "seconds": seconds, "sound": sound, "rendering": view.rendering})
         exposure_add(user, reveals=1)
     return clip, view
 
 
 def played_segments(item, user) -> list[list[float]]:
-    """The segments this person played of a video, as [from, to] seconds, in order."""
+    """The segments this person played of a video, as [from, to, with sound], in order."""
     views = ViewEvent.objects.filter(item=item, user=user, segment=True, painted=True).order_by("started_at")
     times = item.frame_times
-    return [[times[v.frame], round(times[v.frame] + v.seconds, 1)] for v in views if v.frame is not None and v.frame < len(times)]
+    return [[times[v.frame], round(times[v.frame] + v.seconds, 1), v.sound]
+            for v in views if v.frame is not None and v.frame < len(times)]
 
 
 def media_denied(*, user, item_id, what: str) -> None:
@@ -140,7 +144,7 @@ def view_seconds_record(*, view: ViewEvent, seconds: float, painted: bool = Fals
         view.save(update_fields=["seconds", "reported", "painted"])
         audit_record(actor=view.user, action="media.view_ended", subject=view, item_id=view.item_id,
                      data={"reported": round(float(seconds), 2), "counted": clamped, "painted": view.painted})
-        exposure_add(view.user, unblurred_seconds=clamped)
+        exposure_add(view.user, unblurred_seconds=clamped, **({"audio_seconds": clamped} if view.sound else {}))
     return view
 
 

@@ -36,6 +36,7 @@ KEYS = [
     ("s", "Skip (no penalty)"),
     ("[ ]", "Previous / next sampled frame (videos)"),
     ("p", "Play a short segment from the frame, without sound (hold, or press in click mode)"),
+    ("Shift+P", "The same segment with its sound (a separate choice, metered apart)"),
     ("?", "Show these keys"),
     ("Esc", "Clear the choice / close this help"),
 ]
@@ -184,7 +185,8 @@ def media_original(request, item_id):
 
 @require_POST
 def media_segment(request, item_id):
-    """A reduced clip without sound from a sampled frame, only on a deliberate "play"."""
+    """A reduced clip from a sampled frame, only on a deliberate "play"; with sound only when
+    asked ("sound=1", a second deliberate act)."""
     try:
         item, claim = access.item_for_user(request.user, item_id)
     except Http404:
@@ -194,7 +196,8 @@ def media_segment(request, item_id):
     frame = request.POST.get("frame", "0")
     try:
         data, view = reveal.segment_fetch(user=request.user, item=item, claim=claim, mode=mode,
-                                          frame=int(frame) if frame.isdigit() and len(frame) < 4 else -1)
+                                          frame=int(frame) if frame.isdigit() and len(frame) < 4 else -1,
+                                          sound=request.POST.get("sound") == "1")
     except reveal.MediaGone:
         raise Http404 from None
     except queue.CapReached:

@@ -206,24 +206,25 @@
   var segment = document.getElementById("segment");
   var playButton = document.getElementById("play");
 
-  function play() {
+  function play(sound) {
     if (!segment || wanted || capped) return;
     wanted = true;
     badge.textContent = "Loading segment…";
     var mine = ++seq;
-    post(root.dataset.segmentUrl, "mode=" + encodeURIComponent(mode) + "&frame=" + (root.dataset.frame || "0")).then(function (response) {
+    var body = "mode=" + encodeURIComponent(mode) + "&frame=" + (root.dataset.frame || "0") + (sound ? "&sound=1" : "");
+    post(root.dataset.segmentUrl, body).then(function (response) {
       if (!response.ok) { wanted = false; return refused(response); }
       var viewId = response.headers.get("X-View-Id");
       return response.blob().then(function (blob) {
         if (!wanted || mine !== seq) { report(viewId, null); return; }  // released before it arrived
         var current = {viewId: viewId, paintedAt: null, url: URL.createObjectURL(blob)};
         shown = current;
-        segment.muted = true;  // no sound, whatever the clip holds (the server sends none)
+        segment.muted = !sound;  // no sound unless asked for apart (the server sends none then)
         segment.loop = false;
         segment.src = current.url;
         segment.hidden = false;
         root.classList.add("is-revealed");
-        badge.textContent = "Playing, no sound";
+        badge.textContent = sound ? "Playing with sound" : "Playing, no sound";
         segment.addEventListener("playing", function () {
           requestAnimationFrame(function () { if (shown === current && current.paintedAt === null) current.paintedAt = performance.now(); });
         }, {once: true});
@@ -233,14 +234,16 @@
     }).catch(function () { if (mine === seq) { wanted = false; badge.textContent = "Could not play"; } });
   }
 
-  if (playButton) {
+  [[playButton, false], [document.getElementById("play-sound"), true]].forEach(function (pair) {
+    var button = pair[0], sound = pair[1];
+    if (!button) return;
     if (mode === "hold") {
-      playButton.addEventListener("pointerdown", function (e) { e.preventDefault(); play(); });
-      ["pointerup", "pointerleave", "pointercancel"].forEach(function (name) { playButton.addEventListener(name, reblur); });
+      button.addEventListener("pointerdown", function (e) { e.preventDefault(); play(sound); });
+      ["pointerup", "pointerleave", "pointercancel"].forEach(function (name) { button.addEventListener(name, reblur); });
     } else {
-      playButton.addEventListener("click", function () { if (wanted) reblur(); else play(); });
+      button.addEventListener("click", function () { if (wanted) reblur(); else play(sound); });
     }
-  }
+  });
 
   if (mode === "hold") {
     revealButton.addEventListener("pointerdown", function (e) { e.preventDefault(); reveal(); });
@@ -325,9 +328,9 @@
     var key = e.key;
     if (key === "?") { toggleKeys(keys.hidden); return; }
     if ((key === "[" || key === "]") && framePicks.length) { framePick(frameIndex() + (key === "]" ? 1 : -1)); return; }
-    if (key === "p" && segment) {
+    if ((key === "p" || key === "P") && segment) {  // P (with Shift): the same segment with its sound
       if (e.repeat) return;
-      if (mode === "hold") play(); else if (wanted) reblur(); else play();
+      if (mode === "hold") play(key === "P"); else if (wanted) reblur(); else play(key === "P");
       return;
     }
     if (key === "Escape") {
@@ -344,7 +347,7 @@
     else if (key === "Enter") { e.preventDefault(); reblur(); form.requestSubmit(); }
   });
   document.addEventListener("keyup", function (e) {
-    if ((e.key === " " || e.code === "Space" || (e.key === "p" && segment)) && mode === "hold") reblur();
+    if ((e.key === " " || e.code === "Space" || ((e.key === "p" || e.key === "P") && segment)) && mode === "hold") reblur();
   });
   var showKeys = document.getElementById("show-keys");
   if (showKeys) showKeys.addEventListener("click", function () { toggleKeys(true); });
