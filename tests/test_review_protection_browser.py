@@ -21,7 +21,7 @@ from playwright.sync_api import expect
 from reports.models import Decision, ExposureDay, Item, ReviewerSettings, ViewEvent
 
 from .factories import make_item, make_metadata, push
-from .support.browser import start_review
+from .support.browser import axe_serious, start_review
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -505,13 +505,6 @@ def test_the_cap_message_appears_once(login, reviewer):
 
 
 # --- Accessibility --------------------------------------------------------------------------
-
-def axe_serious(page) -> list:
-    page.add_script_tag(url="/static/js/vendor/axe.min.js")  # vendored, served from 'self' (the CSP allows it)
-    results = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-    return [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes']][:3]}"
-            for v in results["violations"] if v["impact"] in ("serious", "critical")]
-
 
 def test_axe_finds_no_serious_or_critical_violations(login, reviewer, lead):
     make_item(10)

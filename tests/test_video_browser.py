@@ -13,7 +13,7 @@ from reports.intake.storage import media_store
 from reports.models import Decision, Item, ViewEvent
 
 from .factories import make_metadata, push
-from .support.browser import start_review
+from .support.browser import axe_serious, start_review
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -34,6 +34,7 @@ def test_a_video_is_reviewed_by_keyboard_frame_by_frame_and_a_muted_segment_to_a
             if r.request.method == "GET" and "/media/" in r.url else None)
     start_review(page)
     expect(page.locator(".frame-pick")).to_have_count(len(item.frame_times))
+    assert axe_serious(page) == []  # the video page's strip, buttons and keys are accessible too
     page.keyboard.press("]")
     page.keyboard.press("]")
     page.keyboard.press("[")  # frame 1
