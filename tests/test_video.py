@@ -337,3 +337,15 @@ def test_sound_is_its_own_act_metered_apart(rita, held_video, reviewer):
     assert [e.data["sound"] for e in AuditEvent.objects.filter(action="media.segment").order_by("id")] == [False, True]
     assert rita.post(f"/review/{item.pk}/decide/", {"verdict": "confirmed", "classification": "A1"}).status_code == 302
     assert [seg[2] for seg in item.decisions.get().played_segments] == [False, True]
+
+
+def test_a_video_polyglot_is_reviewed_as_video_and_its_bytes_never_reach_a_page(api, rita, reviewer, settings):
+    """An MP4 with an HTML page and a ZIP header after it: the video decodes, so it is taken;
+    a reveal still sends only a server-made still of a frame, never the file."""
+    settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
+    polyglot = synthetic_video(13, seconds=2) + b"<html><script>alert(1)</script></html>" + b"PK\x03\x04" + b"\x00" * 26
+    assert push_video(api, polyglot).status_code == 201
+    item = queue.item_claim(user=reviewer).item
+    response = rita.post(f"/media/{item.pk}/original/", {"mode": "hold", "frame": "0"})
+    assert response["Content-Type"] == "image/jpeg" and b"<script>" not in response.content
+    assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
