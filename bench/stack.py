@@ -24,8 +24,9 @@ VENV_BIN = Path(sys.executable).parent
 OUT = ROOT / "bench" / "out"
 
 PG_ADMIN = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
-DB_NAME = "tsreview_bench"
-TEMPLATE_DB = "tsreview_bench_template"  # migrated once; each benchmark starts from a copy
+# A run of its own can take other names (BENCH_DB_NAME) so two runs never share a database.
+DB_NAME = os.environ.get("BENCH_DB_NAME", "tsreview_bench")
+TEMPLATE_DB = f"{DB_NAME}_template"  # migrated once; each benchmark starts from a copy
 DATABASE_URL = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/11")
 
