@@ -296,11 +296,15 @@ CELERY_BEAT_SCHEDULE = {
     "retention-purge": {"task": "reports.tasks.retention_purge_task", "schedule": 24 * 3600.0},
 }
 
+# Scanner JSON (the metadata part, a provenance PATCH) nested deeper than this is refused with
+# a 400 naming the limit (docs/security.md); the deepest valid document nests 5 levels.
+TSREVIEW_MAX_JSON_DEPTH = env_int("TSREVIEW_MAX_JSON_DEPTH", 32)
+
 # --- API ---------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["reports.api.auth.ScannerTokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["reports.api.auth.IsScanner"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["reports.api.parsers.LimitedJSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "reports.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

@@ -1,22 +1,24 @@
 """Scanner API v1 (DESIGN §3): one view per operation: parse, access helper, one operation."""
 
-import json
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.files.uploadhandler import MemoryFileUploadHandler
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ..access import submission_for_scanner
+from ..errors import Refused
 from ..intake import submission as intake
+from ..intake.jsontext import TooDeep, json_loads_limited, text_errors
 from ..intake.media import MediaRejected
 from ..intake.provenance import ProvenanceInput, flatten_errors
 from ..intake.upload import EncryptingUploadHandler
 from .errors import ApiError
+from .parsers import LimitedJSONParser
 from .serializers import ERROR_RESPONSES, SubmissionOutput, SubmissionUpload
 
 METADATA_MAX_BYTES = 256 * 1024
@@ -34,7 +36,9 @@ def _read_metadata(request):
     else:
         raise serializers.ValidationError({"metadata": ["This part is required."]})
     try:
-        return json.loads(raw)
+        return json_loads_limited(raw)
+    except TooDeep as exc:
+        raise serializers.ValidationError({"metadata": [str(exc)]}) from None
     except ValueError as exc:
         raise serializers.ValidationError({"metadata": [f"Not valid JSON: {exc.msg} at line {exc.lineno}."]}) from None
 
@@ -96,7 +100,7 @@ class SubmissionDetailApi(APIView):
 
 class SubmissionProvenanceApi(APIView):
     throttle_scope = "scanner"
-    parser_classes = [JSONParser]
+    parser_classes = [LimitedJSONParser]
 
     @extend_schema(
         operation_id="submission_provenance_update",
@@ -108,6 +112,9 @@ class SubmissionProvenanceApi(APIView):
         submission = submission_for_scanner(request.user, submission_id)
         if not isinstance(request.data, dict) or not request.data:
             raise serializers.ValidationError({"body": ["Send a JSON object with at least one provenance field."]})
+        unsafe = text_errors(request.data)  # nesting limit; text a report (XML) could not carry
+        if unsafe:
+            raise Refused(unsafe)
         validator = ProvenanceInput(data=request.data, partial=True)
         if not validator.is_valid():
             raise serializers.ValidationError(flatten_errors(validator.errors))

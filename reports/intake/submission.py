@@ -9,6 +9,7 @@ from ..audit import audit_record
 from ..errors import Refused
 from ..jobs import enqueue
 from ..models import Item, Match, Scanner, Submission
+from .jsontext import text_errors
 from .media import ImageFacts, MediaRejected, image_inspect
 from .provenance import MetadataInput, flatten_errors, provenance_merge, to_json
 from .storage import media_store
@@ -31,6 +32,9 @@ def metadata_validate(document) -> dict:
     field as "metadata.<path>"."""
     if not isinstance(document, dict):
         raise Refused({"metadata": ["Must be a JSON object."]})
+    unsafe = text_errors(document, "metadata")  # nesting limit; text a report (XML) could not carry
+    if unsafe:
+        raise Refused(unsafe)
     validator = MetadataInput(data=document)
     if not validator.is_valid():
         raise Refused(flatten_errors(validator.errors, "metadata"))

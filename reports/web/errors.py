@@ -14,6 +14,8 @@ def server_error(request):
         return HttpResponse("<!doctype html><title>Unavailable</title><h1>tsreview is briefly unavailable</h1>"
                             "<p>The database cannot be reached. Nothing was changed; try again in a minute.</p>",
                             status=503, headers={"Retry-After": "30"})
+    if request.path.startswith("/api/"):  # every API answer is JSON, an unexpected error too
+        return JsonResponse({"errors": {"server": ["Internal error; nothing more is said here. It was logged."]}}, status=500)
     return HttpResponse("<!doctype html><title>Error</title><h1>Something went wrong</h1>", status=500)
 
 
