@@ -8,9 +8,11 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import logout as auth_logout
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.forms import AuthenticationForm, UsernameField
 from django.db import transaction
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
@@ -98,6 +100,19 @@ class LoginView(auth_views.LoginView):
                          data={"username": _username(form.data.get("username", "")), "ip": _client_ip(self.request),
                                "reason": "code" if form.get_user() else "password"})
         return super().form_invalid(form)
+
+
+@login_not_required
+def admin_login(request):
+    """The admin's sign-in link. People sign in in one place (with their second factor); a
+    person already signed in without the admin role gets a plain 403, not a redirect that the
+    sign-in page would send straight back here."""
+    if request.user.is_authenticated and request.user.is_active and request.user.is_staff:
+        return redirect("admin:index")
+    if request.user.is_authenticated:
+        return render(request, "registration/not_admin.html", status=403)
+    target = reverse("login")
+    return redirect(f"{target}?{request.META['QUERY_STRING']}" if request.META.get("QUERY_STRING") else target)
 
 
 @require_POST

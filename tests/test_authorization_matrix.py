@@ -87,7 +87,8 @@ MATRIX = {
     "submission-provenance": ("patch_json", "/api/v1/submissions/{submission}/provenance", {"platform": "Example"}, api(200, 404)),
     "api-schema": ("get", "/api/v1/schema", {}, public()),
     "api-docs": ("get", "/api/v1/docs", {}, public()),
-    "admin-login": ("get", "/admin/login/", {}, public(302)),
+    # Signed in without the admin role: a clear 403 (it looped back to sign-in before).
+    "admin-login": ("get", "/admin/login/", {}, {**page(403), "admin": 302}),
     # The whole Django admin, by its index: staff only (others go to the one login page).
     "admin:*": ("get", "/admin/", {}, {**page(302), "admin": 200}),
 }

@@ -56,7 +56,13 @@ def database_from_url(url):
     raise ValueError(f"DATABASE_URL: unsupported scheme {parts.scheme!r}")
 
 
-PRODUCTION = env("TSREVIEW_ENV", "embedded") == "production"
+# Only the two known modes: a mistyped TSREVIEW_ENV (say "prod") must not start the embedded
+# demo's settings (no second factor, a default secret) on a production server.
+TSREVIEW_ENV = env("TSREVIEW_ENV", "embedded") or "embedded"
+if TSREVIEW_ENV not in ("embedded", "production"):
+    raise RuntimeError(f"TSREVIEW_ENV={TSREVIEW_ENV!r} is not a known mode: set it to production, or to embedded "
+                       "(the demo: SQLite, no second factor, a default secret), or leave it unset (embedded).")
+PRODUCTION = TSREVIEW_ENV == "production"
 VAR_DIR = Path(env("TSREVIEW_VAR_DIR", str(BASE_DIR / "var")))
 
 SECRET_KEY = env("SECRET_KEY", "" if PRODUCTION else "embedded-default-not-secret")
@@ -117,7 +123,18 @@ TEMPLATES = [
 
 DATABASES = {"default": database_from_url(env("DATABASE_URL", "sqlite:///var/tsreview.sqlite3"))}
 if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATABASES["default"]["NAME"] != ":memory:":
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)  # the embedded default's var/
+    # The embedded database holds who looked at what: only this account may read it. Its folder
+    # (the embedded default's var/) is made 0700; the file is created 0600 before SQLite opens
+    # it (SQLite gives its -wal and -shm files the same mode) and narrowed if it was wider.
+    _sqlite = Path(DATABASES["default"]["NAME"])
+    if not _sqlite.parent.exists():
+        _sqlite.parent.mkdir(parents=True, mode=0o700)
+    elif _sqlite.parent.resolve() in (VAR_DIR.resolve(), (BASE_DIR / "var").resolve()) and _sqlite.parent.stat().st_mode & 0o077:
+        _sqlite.parent.chmod(0o700)  # ours: an older var/ made with the default umask
+    os.close(os.open(_sqlite, os.O_WRONLY | os.O_CREAT, 0o600))
+    for _path in (_sqlite, _sqlite.with_name(_sqlite.name + "-wal"), _sqlite.with_name(_sqlite.name + "-shm")):
+        if _path.exists() and _path.stat().st_mode & 0o077:
+            _path.chmod(0o600)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

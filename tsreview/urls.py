@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
+
+from accounts.views import admin_login
 
 urlpatterns = [
     path("api/v1/", include("reports.api.urls")),
     # People sign in in one place, with their second factor; the admin's own form is not used.
-    path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True), name="admin-login"),
+    # A signed-in non-admin gets a 403 there, not a loop (accounts.views.admin_login).
+    path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),
     path("", include("reports.web.urls")),

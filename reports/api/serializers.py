@@ -30,9 +30,27 @@ ERROR_RESPONSES = {
 }
 
 
-def submission_status(submission: Submission) -> str:
-    """The scanner's view of where its push is (DESIGN §3)."""
+def first_own_sighting_at(submission: Submission):
+    """When this scanner first pushed these bytes, and whether another scanner had pushed them
+    before (then what happened to the item before that moment is not this scanner's to learn)."""
+    sightings = Submission.objects.filter(item_id=submission.item_id)
+    first_own = sightings.filter(scanner_id=submission.scanner_id).order_by("created_at").values_list(
+        "created_at", flat=True).first() or submission.created_at
+    foreign = sightings.filter(created_at__lt=first_own).exclude(scanner_id=submission.scanner_id).exists()
+    return first_own, foreign
+
+
+def submission_status(submission: Submission, *, just_pushed: bool = False) -> str:
+    """The scanner's view of where its push is (DESIGN §3). A scanner that pushes bytes another
+    scanner pushed first learns nothing of the other's push: its push is answered as a first
+    push ("received": previews are made after the answer), then the item is "queued" for it
+    until a decision made after its own first push, or until its own sighting is reported."""
     item = submission.item
+    first_own, foreign = first_own_sighting_at(submission)
+    if foreign and not (item.decided_at and item.decided_at > first_own):
+        if just_pushed:
+            return "received"
+        return "reported" if submission_report_id(submission) else "queued"
     if item.state == Item.State.NEW:
         return "received"
     if item.state == Item.State.QUEUED:
@@ -58,7 +76,7 @@ class SubmissionOutput(serializers.Serializer):
     id = serializers.UUIDField()
     external_id = serializers.CharField()
     item = serializers.CharField(source="item.sha256", help_text="SHA-256 of the media bytes.")
-    duplicate = serializers.BooleanField(help_text="The same bytes had been submitted before.")
+    duplicate = serializers.SerializerMethodField(help_text="This scanner had submitted the same bytes before.")
     status = serializers.SerializerMethodField()
     report = serializers.SerializerMethodField()
     provenance_missing = serializers.SerializerMethodField()
@@ -67,10 +85,15 @@ class SubmissionOutput(serializers.Serializer):
     matches = MatchOutput(many=True)
     provenance = serializers.JSONField()
 
+    @extend_schema_field(serializers.BooleanField())
+    def get_duplicate(self, submission):
+        return Submission.objects.filter(item_id=submission.item_id, scanner_id=submission.scanner_id,
+                                         created_at__lt=submission.created_at).exists()
+
     @extend_schema_field(serializers.ChoiceField(
         choices=["received", "queued", "in_review", "confirmed", "not_confirmed", "reported"]))
     def get_status(self, submission):
-        return submission_status(submission)
+        return submission_status(submission, just_pushed=self.context.get("just_pushed", False))
 
     @extend_schema_field(serializers.CharField(allow_null=True, help_text="NCMEC report id once filed."))
     def get_report(self, submission):

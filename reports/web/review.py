@@ -100,7 +100,7 @@ def review_decide(request, item_id):
             refused_into(form, exc)
         else:
             messages.success(request, "Decision recorded.")
-            return claim_next(request)
+            return _after_claim(request, claim)
     return render(request, "reports/review.html", _review_context(request, item, claim, form), status=400)
 
 
@@ -128,6 +128,14 @@ def review_skip(request, item_id):
     _, claim = access.item_for_user(request.user, item_id, claim_required=True)
     queue.claim_skip(claim=claim)
     messages.info(request, "Skipped. The item went back to the queue.")
+    return _after_claim(request, claim)
+
+
+def _after_claim(request, claim):
+    """Where a person goes once done with a claim: a lead who held an escalation goes back to
+    the escalation list (never handed an item of the ordinary queue); others to their next item."""
+    if claim.stage == Claim.Stage.LEAD:
+        return redirect("lead-escalations")
     return claim_next(request)
 
 
