@@ -400,6 +400,9 @@ class Report(models.Model):
     # A lease on sending, so that two workers never run the steps of one report at once.
     send_lease_until = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Set (by the lease's holder) just before /submit goes out and cleared when its answer is
+    # known: a later run that finds it set without a NCMEC id does not submit a second time.
+    submit_started_at = models.DateTimeField(null=True, blank=True)
     failure = models.TextField(blank=True, help_text="Why sending failed or stalled, for the lead.")
     finished_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)

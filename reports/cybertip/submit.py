@@ -23,13 +23,24 @@ ALREADY_FINISHED = 5102
 # Failures that no retry can mend: the report is retracted and a lead is told why.
 GIVE_UP = (Permanent, DocumentInvalid, SchemaUnavailable, OSError, ValueError)
 
-__all__ = ["GIVE_UP", "Permanent", "Transient", "report_retract", "report_steps"]
+__all__ = ["GIVE_UP", "LeaseLost", "Permanent", "SubmitInDoubt", "Transient", "report_retract", "report_steps"]
+
+
+class LeaseLost(Exception):  # noqa: N818 — a signal to stop, not an error to show
+    """The caller's send lease ran out and another run holds it now: stop before the next step."""
+
+
+class SubmitInDoubt(Exception):  # noqa: N818
+    """An earlier run sent /submit and never recorded its answer (it died or outlasted its
+    lease); a second /submit could open a second report at NCMEC, so none is sent."""
 
 
 def report_steps(*, report: Report, renew=lambda: None) -> None:
     """Run the steps still to do; returns once NCMEC has finished the report. `renew` is
-    called before each file so that the caller's send lease stays fresh. Audited:
-    report.opened, report.file_uploaded, report.file_described."""
+    called before every step (status and submit, each file, finish): it renews the caller's
+    send lease and raises LeaseLost if the lease is no longer the caller's, so a run that
+    outlasted its lease never takes another step. Audited: report.opened,
+    report.file_uploaded, report.file_described."""
     _steps(Client.from_settings(), report, renew)
 
 
@@ -38,10 +49,19 @@ def _steps(client: Client, report: Report, renew) -> None:
     if unapproved:  # only what a lead approved is ever sent
         raise Permanent(f"{unapproved} file(s) in this report were never approved; reopen it and approve again.")
     if report.ncmec_report_id is None:
+        renew()
         client.status(report=report)
         document = document_check(etree.fromstring(report.report_xml.encode()))  # against today's schema
-        answer = client.submit(report=report, document=document)
-        _opened(report, int(answer.field("reportId")))
+        renew()
+        _submit_begin(report)
+        try:
+            answer = client.submit(report=report, document=document)
+            ncmec_id = int(answer.field("reportId"))
+        except Exception:
+            _submit_end(report)  # this run saw the call end (no report id): a retry may submit again
+            raise
+        _opened(report, ncmec_id)
+    renew()
     for report_file in report.files.filter(uploaded_at__isnull=True).select_related("item"):
         renew()
         _upload(client, report, report_file)
@@ -50,6 +70,7 @@ def _steps(client: Client, report: Report, renew) -> None:
         doc = fill_ids(report_file.details_xml, report_id=report.ncmec_report_id, file_id=report_file.ncmec_file_id)
         client.fileinfo(report=report, report_file=report_file, document=document_check(doc))
         _step_done(report_file, "fileinfo_at", "report.file_described", {})
+    renew()
     try:
         client.finish(report=report, report_id=report.ncmec_report_id)
     except Rejected as exc:
@@ -73,10 +94,29 @@ def _upload(client: Client, report: Report, report_file: ReportFile) -> None:
                extra=["ncmec_file_id"])
 
 
+def _submit_begin(report: Report) -> None:
+    """Mark /submit as going out (committed before it does). SubmitInDoubt if an earlier run's
+    /submit is still unaccounted for, or the report was opened meanwhile."""
+    started = Report.objects.filter(pk=report.pk, ncmec_report_id__isnull=True, submit_started_at__isnull=True).update(
+        submit_started_at=timezone.now())
+    if not started:
+        raise SubmitInDoubt("an earlier run sent /submit and its answer was never recorded (the run died or outlasted "
+                            "its lease); no second /submit was sent. NCMEC deletes unfinished reports within 24 hours; "
+                            "check with NCMEC, then retry.")
+
+
+def _submit_end(report: Report) -> None:
+    Report.objects.filter(pk=report.pk, ncmec_report_id__isnull=True).update(submit_started_at=None)
+
+
 def _opened(report: Report, ncmec_id: int) -> None:
+    """Record NCMEC's report id, even if this run's lease ran out meanwhile (the report exists
+    at NCMEC); never over another id (then this run stops: LeaseLost)."""
     with transaction.atomic():
-        report.ncmec_report_id = ncmec_id
-        report.save(update_fields=["ncmec_report_id"])
+        if not Report.objects.filter(pk=report.pk, ncmec_report_id__isnull=True).update(
+                ncmec_report_id=ncmec_id, submit_started_at=None):
+            raise LeaseLost(f"report {report.pk} was opened by another run; NCMEC report {ncmec_id} is left unfinished")
+        report.ncmec_report_id, report.submit_started_at = ncmec_id, None
         audit_record(actor=None, action="report.opened", subject=report, data={"ncmec_report_id": ncmec_id})
 
 

@@ -10,6 +10,8 @@ TSREVIEW_MEDIA_OLD_KEYS still read, until `manage.py rotate_media_key` re-encryp
 """
 
 import base64
+import contextlib
+import fcntl
 import functools
 import hashlib
 import io
@@ -217,32 +219,56 @@ class MediaStore:
             return True
         return header[len(MAGIC):] == self.key_id
 
+    @contextlib.contextmanager
+    def _name_lock(self, name: str):
+        """Exclusive with every other holder for files of this name's folder (an flock on the
+        folder): a re-encryption's "still there? then replace" and a deletion cannot interleave,
+        so a file purged while it was being re-encrypted is not brought back."""
+        folder = self._path(name).parent
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            yield
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def rekey(self, name: str) -> bool:
-        """Re-encrypt one file under the current key. False if it already was (or is gone)."""
+        """Re-encrypt one file under the current key. False if it already was (or is gone, or
+        was deleted while this ran: checked and replaced under the folder's lock)."""
         path = self._path(name)
         if self.is_current(name):
             return False
-        with open(path, "rb") as fh:
-            chunked = fh.read(len(MAGIC2)) == MAGIC2
+        try:
+            with open(path, "rb") as fh:
+                chunked = fh.read(len(MAGIC2)) == MAGIC2
+        except FileNotFoundError:
+            return False
         if chunked:  # re-sealed chunk by chunk into the same name
             with ChunkedReader(self, name) as reader:
                 writer = ChunkedWriter(self, name)
                 while piece := reader.read(CHUNK):
                     writer.write(piece)
-            if not path.exists():  # purged meanwhile: do not bring it back
-                writer.abort()
-                return False
-            writer.finish()
+            with self._name_lock(name):
+                if not path.exists():  # purged meanwhile: do not bring it back
+                    writer.abort()
+                    return False
+                writer.finish()
             return True
         sealed = self._seal(name, self.get(name))
-        if not path.exists():  # purged meanwhile: do not bring it back
-            return False
-        self._write(path, sealed)
+        with self._name_lock(name):
+            if not path.exists():  # purged meanwhile: do not bring it back
+                return False
+            self._write(path, sealed)
         return True
 
     def delete(self, name: str) -> None:
         if name:
-            self._path(name).unlink(missing_ok=True)
+            with self._name_lock(name):
+                self._path(name).unlink(missing_ok=True)
 
     def exists(self, name: str) -> bool:
         return bool(name) and self._path(name).exists()

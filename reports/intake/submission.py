@@ -103,6 +103,10 @@ def submission_create(*, scanner: Scanner, metadata: dict, data: bytes | None, f
     try:
         with transaction.atomic():
             item, item_created = _item_get_or_create(facts, blob)
+            if not item_created and item.purged_at is not None and not blob and data is not None:
+                # Purged between the check above and this lock (a retention run): these bytes are
+                # the only copy now, so they are stored after all, under the item's lock.
+                blob = media_store().put(data, kind="originals")
             restored = not item_created and item.purged_at is not None and bool(blob)
             if restored:
                 _item_restore(scanner, item, blob)

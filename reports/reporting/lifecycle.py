@@ -82,7 +82,7 @@ def report_retry(*, actor, report: Report) -> Report:
     """A lead sends a stalled report again. Audited: report.retried."""
     with transaction.atomic():
         report = _locked_in(report, Report.State.STALLED, "Only a stalled report can be retried.")
-        _move(report, Report.State.APPROVED, failure="", attempts=0)
+        _move(report, Report.State.APPROVED, failure="", attempts=0, submit_started_at=None)
         audit_record(actor=actor, action="report.retried", subject=report, data={})
         transaction.on_commit(lambda: report_send_enqueue(report.pk))
     return report
@@ -94,7 +94,7 @@ def report_reopen(*, actor, report: Report) -> Report:
     with transaction.atomic():
         report = _locked_in(report, Report.State.FAILED, "Only a failed report can be reopened.")
         old_id = report.ncmec_report_id
-        _move(report, Report.State.DRAFT, ncmec_report_id=None, report_xml="")
+        _move(report, Report.State.DRAFT, ncmec_report_id=None, report_xml="", submit_started_at=None)
         report.files.update(details_xml="", ncmec_file_id="", uploaded_at=None, fileinfo_at=None)
         audit_record(actor=actor, action="report.reopened", subject=report, data={"old_ncmec_report_id": old_id})
     return report
@@ -106,16 +106,23 @@ def report_send(*, report_id: int) -> str:
     """Run the steps still to do for an approved report; returns its state afterwards.
 
     Called by tasks.report_send_task only. Raises submit.Transient when a retry later may
-    succeed. Audited: the steps' events, then report.finished or report.failed (or
-    report.stalled after an unexpected error)."""
-    if not _lease_take(report_id):
+    succeed. The lease is a fencing token: every step first checks that it is still this run's
+    (a run that outlasted it stops, and leaves the report to the run that holds it now).
+    Audited: the steps' events, then report.finished or report.failed (or report.stalled after
+    an unexpected error, or when an earlier /submit's answer is unknown)."""
+    lease = _lease_take(report_id)
+    if lease is None:
         return Report.objects.get(pk=report_id).state  # finished, failed, or another run has it
     try:
         report = Report.objects.get(pk=report_id)
         try:
-            submit.report_steps(report=report, renew=lambda: _lease_renew(report))
+            submit.report_steps(report=report, renew=lambda: _lease_renew(lease))
         except submit.Transient:
             raise
+        except submit.LeaseLost as exc:
+            log.warning("sending report %s stopped: %s", report_id, exc or "its lease ran out and another run holds it")
+        except submit.SubmitInDoubt as exc:
+            report_stall(report_id=report_id, reason=str(exc))
         except submit.GIVE_UP as exc:
             _give_up(report, exc)
         except Exception as exc:  # a bug must not loop: stop and show the lead
@@ -124,19 +131,35 @@ def report_send(*, report_id: int) -> str:
         else:
             report_finished(report=report)
     finally:
-        Report.objects.filter(pk=report_id).update(send_lease_until=None)
+        lease.release()
     return Report.objects.get(pk=report_id).state
 
 
-def _lease_take(report_id: int, states=(Report.State.APPROVED,)) -> bool:
+class _Lease:
+    """A held send lease; its end time is the fencing token every step checks."""
+
+    def __init__(self, report_id: int, until):
+        self.report_id, self.until = report_id, until
+
+    def release(self) -> None:
+        Report.objects.filter(pk=self.report_id, send_lease_until=self.until).update(send_lease_until=None)
+
+
+def _lease_take(report_id: int, states=(Report.State.APPROVED,)) -> _Lease | None:
     now = timezone.now()
-    return bool(Report.objects.filter(pk=report_id, state__in=states).filter(
+    until = now + SEND_LEASE
+    taken = Report.objects.filter(pk=report_id, state__in=states).filter(
         Q(send_lease_until__isnull=True) | Q(send_lease_until__lt=now)).update(
-        send_lease_until=now + SEND_LEASE, attempts=F("attempts") + 1))
+        send_lease_until=until, attempts=F("attempts") + 1)
+    return _Lease(report_id, until) if taken else None
 
 
-def _lease_renew(report: Report) -> None:
-    Report.objects.filter(pk=report.pk).update(send_lease_until=timezone.now() + SEND_LEASE)
+def _lease_renew(lease: _Lease) -> None:
+    """Renew the lease if it is still this run's; else submit.LeaseLost."""
+    until = timezone.now() + SEND_LEASE
+    if not Report.objects.filter(pk=lease.report_id, send_lease_until=lease.until).update(send_lease_until=until):
+        raise submit.LeaseLost()
+    lease.until = until
 
 
 def report_finished(*, report: Report) -> None:
@@ -176,14 +199,15 @@ def report_abandon(*, actor, report: Report, reason: str) -> str:
     reason = reason.strip()
     if not reason:
         raise Refused({"reason": "Say why the report is given up."})
-    if not _lease_take(report.pk, states=(Report.State.STALLED,)):
+    lease = _lease_take(report.pk, states=(Report.State.STALLED,))
+    if lease is None:
         raise Refused({"state": "Only a stalled report that is not being sent can be given up."})
     try:
         with transaction.atomic():
             audit_record(actor=actor, action="report.abandoned", subject=report, data={"reason": reason})
         _give_up(Report.objects.get(pk=report.pk), submit.Permanent(f"given up by {actor.get_username()}: {reason}"))
     finally:
-        Report.objects.filter(pk=report.pk).update(send_lease_until=None)
+        lease.release()
     return Report.objects.get(pk=report.pk).state
 
 
