@@ -49,6 +49,27 @@ class AuditedAdmin(admin.ModelAdmin):
                          data={"name": str(obj)})
             super().delete_model(request, obj)
 
+    def delete_queryset(self, request, queryset):
+        """The changelist's "delete selected": one event per deleted row, in the same transaction."""
+        with transaction.atomic():
+            for obj in queryset:
+                audit_record(actor=request.user, action=f"{type(obj).__name__.lower()}.deleted", subject=obj,
+                             data={"name": str(obj), "bulk": True})
+            super().delete_queryset(request, queryset)
+
+
+class AuditedUserAdmin(AuditedAdmin, UserAdmin):
+    """People: also the admin's password form (set, change or disable a password)."""
+
+    def user_change_password(self, request, id, form_url=""):
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:  # the form was valid and saved
+                user = self.model.objects.get(pk=id)
+                audit_record(actor=request.user, action="user.password_changed", subject=user,
+                             data={"password": "(changed)", "usable": user.has_usable_password()})
+        return response
+
 
 @admin.register(Scanner)
 class ScannerAdmin(AuditedAdmin):
@@ -87,7 +108,9 @@ class AuditEventAdmin(admin.ModelAdmin):
 
 
 # People, roles and second factors: the admin's most sensitive changes, audited like the rest.
-for model, base in ((get_user_model(), UserAdmin), (Group, GroupAdmin), (TOTPDevice, TOTPDeviceAdmin)):
+for model, audited in ((get_user_model(), AuditedUserAdmin),
+                       (Group, type("AuditedGroupAdmin", (AuditedAdmin, GroupAdmin), {})),
+                       (TOTPDevice, type("AuditedTOTPDeviceAdmin", (AuditedAdmin, TOTPDeviceAdmin), {}))):
     if admin.site.is_registered(model):
         admin.site.unregister(model)
-    admin.site.register(model, type(f"Audited{base.__name__}", (AuditedAdmin, base), {}))
+    admin.site.register(model, audited)
