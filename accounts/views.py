@@ -1,6 +1,5 @@
-"""Signing in: password, then a TOTP code; throttled from the audit log; every attempt audited."""
-
-from datetime import timedelta
+"""Signing in: password, then a TOTP code; throttled by an atomic counter taken before the
+password check (accounts/throttle.py); every checked attempt audited, refused ones once per burst."""
 
 import qrcode
 import qrcode.image.svg
@@ -13,14 +12,14 @@ from django.contrib.auth.forms import AuthenticationForm, UsernameField
 from django.db import transaction
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_otp import login as otp_login
 from django_otp import match_token
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from reports.audit import audit_record
-from reports.models import AuditEvent
+
+from . import throttle
 
 
 def _client_ip(request) -> str:
@@ -40,15 +39,13 @@ def _username(raw: str) -> str:
     return (UsernameField().to_python(raw) or "")[:150]
 
 
-def login_locked(*, username: str, ip: str) -> bool:
-    """Too many recent failed sign-ins for this name or from this address."""
-    since = timezone.now() - timedelta(minutes=settings.TSREVIEW_LOGIN_LOCKOUT_MINUTES)
-    failures = AuditEvent.objects.filter(action="user.login_failed", at__gte=since)
-    return (failures.filter(data__username=username).count() >= settings.TSREVIEW_LOGIN_FAILURES_PER_USER
-            or failures.filter(data__ip=ip).count() >= settings.TSREVIEW_LOGIN_FAILURES_PER_IP)
+# One answer for every failed sign-in: a wrong password, and a right one without its code or
+# with a wrong code, read the same (the message does not confirm the password).
+FAILED = "That did not work. Check your username and password and, if you have set up an authenticator, its code."
 
 
 class LoginForm(AuthenticationForm):
+    error_messages = {**AuthenticationForm.error_messages, "invalid_login": FAILED}
     token = forms.CharField(required=False, max_length=8, label="Authenticator code",
                             widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}))
 
@@ -59,10 +56,10 @@ class LoginForm(AuthenticationForm):
         if user is not None and TOTPDevice.objects.filter(user=user, confirmed=True).exists():
             token = (cleaned.get("token") or "").strip()
             if not token:
-                raise forms.ValidationError("Enter the code from your authenticator app.", code="token_required")
+                raise forms.ValidationError(FAILED, code="token_required")
             self.otp_device = match_token(user, token)
             if self.otp_device is None:
-                raise forms.ValidationError("That code is not right, or has expired.", code="invalid_token")
+                raise forms.ValidationError(FAILED, code="invalid_token")
         return cleaned
 
 
@@ -73,11 +70,15 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request, *args, **kwargs):
-        username = _username(request.POST.get("username", ""))
-        if login_locked(username=username, ip=_client_ip(request)):
-            with transaction.atomic():
-                audit_record(actor=None, action="user.login_throttled", data={"username": username, "ip": _client_ip(request)})
-            message = f"Too many failed sign-ins. Try again in {settings.TSREVIEW_LOGIN_LOCKOUT_MINUTES} minutes."
+        username, ip = _username(request.POST.get("username", "")), _client_ip(request)
+        self.slot = throttle.attempt_take(username=username, ip=ip)  # before the password is checked
+        if self.slot is None:
+            if throttle.throttled_burst_starts(username=username, ip=ip):  # one event per burst
+                with transaction.atomic():
+                    audit_record(actor=None, action="user.login_throttled",
+                                 data={"username": username, "ip": ip, "window_minutes": settings.TSREVIEW_LOGIN_LOCKOUT_MINUTES,
+                                       "note": "further refused attempts in this window are not recorded one by one"})
+            message = f"Too many failed sign-ins. Try again in {throttle.minutes_left()} minutes."
             context = self.get_context_data(form=self.form_class(request=request), throttled=message)
             return self.render_to_response(context, status=429)
         return super().post(request, *args, **kwargs)
@@ -86,6 +87,7 @@ class LoginView(auth_views.LoginView):
         return {**super().get_context_data(**kwargs), "two_factor_required": settings.TSREVIEW_REQUIRE_2FA}
 
     def form_valid(self, form):
+        self.slot.release()  # a successful sign-in is not a failure
         response = super().form_valid(form)
         if form.otp_device is not None:
             otp_login(self.request, form.otp_device)

@@ -32,6 +32,14 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def fresh_cache():
+    """Counters kept in the cache (sign-in attempts, the scanner rate limit) start at zero."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def media_root(settings, tmp_path):
     """Each test stores media in its own folder with a known key; tasks run in-process."""
     settings.TSREVIEW_MEDIA_ROOT = tmp_path / "media"

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.views import FAILED
 from reports.models import AuditEvent
 
 from .factories import PASSWORD, push
@@ -60,15 +61,21 @@ def test_an_enrolled_person_needs_the_current_code(client, reviewer, settings):
     settings.TSREVIEW_REQUIRE_2FA = True
     device = TOTPDevice.objects.create(user=reviewer, name="phone", confirmed=True)
     missing = sign_in(client)
-    assert missing.status_code == 200 and "Enter the code from your authenticator app" in missing.content.decode()
+    wrong_password = sign_in(client, password="not the password")
+    assert missing.status_code == wrong_password.status_code == 200
+    # The right password without its code reads exactly like a wrong password (issue 13).
+    assert FAILED in missing.content.decode() and FAILED in wrong_password.content.decode()
+    assert missing.content.decode().replace(str(missing.context["csrf_token"]), "") == \
+        wrong_password.content.decode().replace(str(wrong_password.context["csrf_token"]), "")
     wrong = sign_in(client, token="12345" if code(device) != "012345" else "54321")
-    assert "That code is not right" in wrong.content.decode()
+    assert FAILED in wrong.content.decode()
     assert client.get("/").status_code == 302  # still signed out
     TOTPDevice.objects.filter(pk=device.pk).update(throttling_failure_timestamp=None, throttling_failure_count=0)
     assert sign_in(client, token=code(device)).status_code == 302
     assert client.get("/").status_code == 200
     assert AuditEvent.objects.get(action="user.login").data["second_factor"] is True
     assert AuditEvent.objects.filter(action="user.login_failed", data__reason="code").count() == 2
+    assert AuditEvent.objects.filter(action="user.login_failed", data__reason="password").count() == 1
 
 
 def test_repeated_failures_lock_sign_in_even_with_the_right_password(client, reviewer, settings):

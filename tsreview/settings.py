@@ -147,13 +147,14 @@ LOGIN_URL = "login"
 # Password + TOTP for every person; the embedded demo relaxes it and says so on the login page.
 TSREVIEW_REQUIRE_2FA = env_bool("TSREVIEW_REQUIRE_2FA", PRODUCTION)
 OTP_TOTP_ISSUER = env("OTP_TOTP_ISSUER", "tsreview")
-# Failed sign-ins (from the audit log) that lock out further tries for a while.
+# Failed sign-ins per name and per address in a window of this many minutes, counted by an
+# atomic counter in the cache (CACHE_URL: shared by every web worker) before the password check.
 TSREVIEW_LOGIN_FAILURES_PER_USER = env_int("TSREVIEW_LOGIN_FAILURES_PER_USER", 5)
 TSREVIEW_LOGIN_FAILURES_PER_IP = env_int("TSREVIEW_LOGIN_FAILURES_PER_IP", 20)
 TSREVIEW_LOGIN_LOCKOUT_MINUTES = env_int("TSREVIEW_LOGIN_LOCKOUT_MINUTES", 15)
 # The TLS proxy in front (README): its address is not the client's; X-Forwarded-For is read
-# only from these.
-TSREVIEW_TRUSTED_PROXIES = [h for h in env("TSREVIEW_TRUSTED_PROXIES", "127.0.0.1,::1").split(",") if h]
+# only from these. None by default: the header is ignored unless the proxy is listed here.
+TSREVIEW_TRUSTED_PROXIES = [h.strip() for h in env("TSREVIEW_TRUSTED_PROXIES", "").split(",") if h.strip()]
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
