@@ -87,8 +87,11 @@ class SubmissionOutput(serializers.Serializer):
 
     @extend_schema_field(serializers.BooleanField())
     def get_duplicate(self, submission):
-        return Submission.objects.filter(item_id=submission.item_id, scanner_id=submission.scanner_id,
-                                         created_at__lt=submission.created_at).exists()
+        """Only this scanner's own earlier push of the same bytes makes a duplicate: another
+        scanner's is not this scanner's to learn."""
+        return submission.duplicate and Submission.objects.filter(
+            item_id=submission.item_id, scanner_id=submission.scanner_id,
+            created_at__lte=submission.created_at).exclude(pk=submission.pk).exists()
 
     @extend_schema_field(serializers.ChoiceField(
         choices=["received", "queued", "in_review", "confirmed", "not_confirmed", "reported"]))
