@@ -182,3 +182,10 @@ def test_an_unexpected_error_on_the_api_is_json(api, monkeypatch):
     assert response.status_code == 500
     assert response["Content-Type"] == "application/json" and "server" in response.json()["errors"]
     assert "boom" not in response.content.decode()
+
+
+def test_an_unknown_api_path_is_a_json_404(api, client):
+    for caller in (api, client):
+        response = caller.get("/api/v1/no-such-thing")
+        assert response.status_code == 404 and response["Content-Type"] == "application/json"
+        assert response.json() == {"errors": {"path": ["Not found."]}}

@@ -15,3 +15,4 @@ urlpatterns = [
 
 handler500 = "reports.web.errors.server_error"
 handler400 = "reports.web.errors.bad_request"
+handler404 = "reports.web.errors.not_found"

@@ -24,3 +24,12 @@ def bad_request(request, exception=None):
     if request.path.startswith("/api/"):
         return JsonResponse({"errors": {"request": ["Bad request (the Host header or the request line)."]}}, status=400)
     return HttpResponse("<!doctype html><title>Bad request</title><h1>Bad request</h1>", status=400)
+
+
+def not_found(request, exception=None):
+    """Django's 404 handler: JSON on the API (an unknown path there too), the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"errors": {"path": ["Not found."]}}, status=404)
+    from django.views.defaults import page_not_found
+
+    return page_not_found(request, exception)
