@@ -48,7 +48,7 @@ def test_a_burst_of_refused_attempts_is_one_audit_event(client, reviewer, settin
 
 def test_a_successful_sign_in_does_not_use_up_the_limit(client, reviewer, settings):
     settings.TSREVIEW_LOGIN_FAILURES_PER_USER = 2
-    for _ in range(5):
+    for _ in range(3):  # more successes than the limit
         assert sign_in(client, password=PASSWORD).status_code == 302
         client.post("/logout/")
     assert sign_in(client).status_code == 200 and sign_in(client).status_code == 200
