@@ -49,6 +49,8 @@ def test_a_scanner_pushing_another_scanners_reported_bytes_learns_nothing_of_the
     assert looks["duplicate"] is False and looks["report"] is None and looks["status"] == "received"
     again = api.get(f"/api/v1/submissions/{theirs.json()['id']}").json()
     assert (again["duplicate"], again["status"], again["report"]) == (False, "queued", None)
+    replay = push(api, data=synthetic_image(1, size=(320, 240)), metadata=make_metadata("known"))
+    assert replay.status_code == 200 and (replay.json()["status"], replay.json()["report"]) == ("queued", None)
     assert str(report.ncmec_report_id) not in theirs.content.decode() + str(again)
 
     # The same scanner pushing its own bytes again is told so.

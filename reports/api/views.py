@@ -71,7 +71,7 @@ class SubmissionCreateApi(APIView):
             for upload in receiver.uploads:
                 upload.discard()
         submission = submission_for_scanner(request.user, result.submission.pk)
-        return Response(SubmissionOutput(submission, context={"just_pushed": True}).data,
+        return Response(SubmissionOutput(submission, context={"just_pushed": result.created}).data,
                         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
     @staticmethod
