@@ -190,25 +190,46 @@ def prior_reports(uploader: dict, *, target: str, exclude: int | None) -> list[i
 
 
 def uploaders(files: list[ReportFile]) -> list[dict]:
-    """One entry per person: sightings whose uploader shares an identifier on the same platform
-    (and none that contradicts) are one person, so a person is never named twice after moves."""
+    """One entry per person: sightings whose uploaders share an identifier on the same platform
+    (and contradict in none) are one person, so a person is never named twice after moves."""
     found: list[dict] = []
     for f in sorted(files, key=lambda f: f.pk):
         p = f.submission.provenance
         identity = uploader_identity(p)
-        if not identity:
-            continue
-        uploader = p.get("uploader") or {}
-        entry = next((e for e in found if e["platform"] == p.get("platform")
-                      and any(e.get(k) == v for k, v in identity.items())
-                      and not any(e.get(k) not in (None, v) for k, v in identity.items())), None)
-        if entry is None:
-            entry = {"platform": p.get("platform"), "ip_events": [], "device_ids": []}
-            found.append(entry)
-        entry.update(identity)
-        for key in ("ip_events", "device_ids"):
-            entry[key] += [e for e in uploader.get(key) or [] if e not in entry[key]]
+        if identity:
+            uploader = p.get("uploader") or {}
+            found.append({"platform": p.get("platform"), **identity, "ip_events": list(uploader.get("ip_events") or []),
+                          "device_ids": list(uploader.get("device_ids") or [])})
+    merged = True
+    while merged:  # until no two entries are the same person (a shared identifier joins them)
+        merged = False
+        for a in range(len(found)):
+            for b in range(a + 1, len(found)):
+                if _same_person(found[a], found[b]):
+                    _merge(found[a], found.pop(b))
+                    merged = True
+                    break
+            if merged:
+                break
     return found
+
+
+IDENTIFIERS = ("esp_identifier", "screen_name", "email", "profile_url")
+
+
+def _same_person(a: dict, b: dict) -> bool:
+    if a["platform"] != b["platform"]:
+        return False
+    shared = [k for k in IDENTIFIERS if a.get(k) and a.get(k) == b.get(k)]
+    conflict = [k for k in IDENTIFIERS if a.get(k) and b.get(k) and a[k] != b[k]]
+    return bool(shared) and not conflict
+
+
+def _merge(into: dict, other: dict) -> None:
+    for key in IDENTIFIERS:
+        into[key] = into.get(key) or other.get(key)
+    for key in ("ip_events", "device_ids"):
+        into[key] += [e for e in other[key] if e not in into[key]]
 
 
 # --- Where it goes ------------------------------------------------------------------------------

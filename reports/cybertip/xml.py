@@ -333,7 +333,7 @@ def _parts(text: str, limit: int = MAX_TEXT) -> list[str]:
     parts = []
     while len(text) > limit:
         cut = text.rfind(" ", 0, limit - 12)
-        cut = cut if cut > limit // 2 else limit - 12
+        cut = cut if cut > 0 else limit - 12
         parts.append(text[:cut].rstrip() + " (continued)")
         text = text[cut:].lstrip()
     return parts + [text]
