@@ -111,4 +111,3 @@ def files_preview(files: list[ReportFile]) -> list[tuple[ReportFile, str, list[s
     return rows
 
 
-__all__ = ["NO_URL", "Checklist", "FileCheck", "file_check", "files_preview", "report_checklist", "report_preview"]
