@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from ..cybertip.statements import NO_URL, incident_fields, no_url_reasons, page_urls, sightings_by_item
+from ..cybertip.statements import incident_fields, no_url_reasons, page_urls, sightings_by_item
 from ..cybertip.xml import SchemaUnavailable, file_details_document, report_document, to_bytes, validate
 from ..intake.provenance import provenance_missing
 from ..models import Attestation, Decision, Report, ReportFile
