@@ -15,7 +15,7 @@ from lxml import etree
 from reports.cybertip import submit
 from reports.cybertip.statements import NO_URL
 from reports.intake import previews
-from reports.intake.provenance import SOURCE_STATEMENT
+from reports.intake.provenance import SOURCE_STATEMENT, dataset_text
 from reports.models import ApiCall, AuditEvent, Report, ReportFile, Submission
 from reports.reporting import drafting, lifecycle
 from reports.reporting.checklist import report_checklist
@@ -138,20 +138,21 @@ def test_a_leads_override_is_kept_and_shown_as_such_while_the_derived_text_follo
     assert report_checklist(report).fields["platform"].value == "Example AI (AI training data, not user content)"
 
 
-@pytest.mark.parametrize("seconds,painted,viewed", [(0.0, True, "false"), (1.0, True, "true")])
-def test_file_viewed_by_esp_in_the_sent_report_follows_the_painted_view(
-        api, reviewer, lead, cybertip, django_capture_on_commit_callbacks, seconds, painted, viewed):
-    submission = push(api, metadata=training_metadata("t/1"), seed=1)
-    item = previews.item_previews_make(item_id=Submission.objects.get(pk=submission.json()["id"]).item_id)
-    with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0, TSREVIEW_REQUIRE_VIEW_TO_CONFIRM=False):
-        claim = queue.item_claim(user=reviewer)
-        look(reviewer, item, claim, seconds=seconds, painted=painted)  # the page claims it painted; 0.0 s is no view
-        decisions.decision_record(user=reviewer, claim=claim, verdict="confirmed", classification="A1")
-    [report] = drafting.report_draft_build(actor=lead)
-    send(lead, report, django_capture_on_commit_callbacks)
-    [sent] = cybertip.finished_reports()
-    [details] = [f["details"] for f in sent.files.values()]
-    assert etree.fromstring(details).findtext("fileViewedByEsp") == viewed
+def test_file_viewed_by_esp_in_the_sent_report_is_false_after_a_0_s_reveal_and_true_after_a_painted_view(
+        api, reviewer, lead, cybertip, django_capture_on_commit_callbacks):
+    for seed, seconds in ((1, 0.0), (2, 1.0)):
+        submission = push(api, metadata=training_metadata(f"t/{seed}", page=f"https://p.example/{seed}"), seed=seed)
+        item = previews.item_previews_make(item_id=Submission.objects.get(pk=submission.json()["id"]).item_id)
+        with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0, TSREVIEW_REQUIRE_VIEW_TO_CONFIRM=False):
+            claim = queue.item_claim(user=reviewer)
+            look(reviewer, item, claim, seconds=seconds, painted=True)  # the page says painted; 0.0 s is no view
+            decisions.decision_record(user=reviewer, claim=claim, verdict="confirmed", classification="A1")
+    viewed = {}
+    for report in drafting.report_draft_build(actor=lead):
+        send(lead, report, django_capture_on_commit_callbacks)
+        [details] = [f["details"] for f in cybertip.reports[report.ncmec_report_id].files.values()]
+        viewed[report.files.get().submission.external_id] = etree.fromstring(details).findtext("fileViewedByEsp")
+    assert viewed == {"t/1": "false", "t/2": "true"}
 
 
 # --- 2. AI pipelines said plainly -----------------------------------------------------------------
@@ -193,24 +194,18 @@ def test_training_data_without_collected_at_still_says_so_in_the_incident_time_d
     info = report_checklist(report).fields["additional_info"].value
     assert "Dataset: name captions-v2, version 2026-08, vendor Acme Data, record rec/t/1, the vendor obtained it " \
            "from a crawl of public image hosts, acquired by Example AI data team on 2026-10-01T00:00:00Z." in info
+    assert dataset_text({"name": "d", "acquired_at": "2026-10-01T00:00:00Z"}) == \
+        "Dataset: name d, acquired (by whom was not given) on 2026-10-01T00:00:00Z."
 
 
-def test_a_dataset_acquired_without_saying_by_whom_says_that_it_was_not_given(api, reviewer, lead):
-    metadata = training_metadata("t/1")
-    del metadata["provenance"]["dataset"]["acquired_by"]
-    confirm_pushed(api, reviewer, metadata, seed=1)
-    [report] = drafting.report_draft_build(actor=lead)
-    assert "acquired (by whom was not given) on 2026-10-01T00:00:00Z" in report_checklist(report).fields["additional_info"].value
-
-
-@pytest.mark.parametrize("generation,field", [({"model_name": 3}, "metadata.provenance.generation.model_name"),
-                                              ({"prompt": True}, "metadata.provenance.generation.prompt"),
-                                              ({"user_prompt": "yes"}, "metadata.provenance.generation.user_prompt")])
-def test_bad_generation_fields_are_refused_naming_the_field(api, assert_nothing_stored, generation, field):
-    metadata = make_metadata("gen/bad")
-    metadata["provenance"] = {"source_type": "model_output", "generation": generation}
-    response = push(api, metadata=metadata)
-    assert response.status_code == 400 and field in response.json()["errors"]
+def test_bad_generation_fields_are_refused_naming_the_field(api, assert_nothing_stored):
+    for generation, field in (({"model_name": 3}, "metadata.provenance.generation.model_name"),
+                              ({"prompt": True}, "metadata.provenance.generation.prompt"),
+                              ({"user_prompt": "yes"}, "metadata.provenance.generation.user_prompt")):
+        metadata = make_metadata("gen/bad")
+        metadata["provenance"] = {"source_type": "model_output", "generation": generation}
+        response = push(api, metadata=metadata)
+        assert response.status_code == 400 and field in response.json()["errors"], generation
     assert_nothing_stored()
 
 
@@ -222,7 +217,7 @@ def test_the_openapi_schema_documents_the_new_source_types_and_fields(api):
 
 # --- 3. internetDetails ---------------------------------------------------------------------------
 
-def test_a_file_url_alone_gives_a_web_page_incident_marked_third_party(api, reviewer, lead, reporter_settings):
+def test_a_file_url_alone_gives_a_web_page_incident_marked_third_party(api, lena, reviewer, lead, reporter_settings):
     reporter_settings.TSREVIEW_OWN_HOSTS = ["ours.example"]
     confirm_pushed(api, reviewer, training_metadata("t/1"), seed=1)  # location_url only
     [report] = drafting.report_draft_build(actor=lead)
@@ -230,6 +225,10 @@ def test_a_file_url_alone_gives_a_web_page_incident_marked_third_party(api, revi
     doc = xml.report_document(report, [c.report_file for c in report_checklist(report).files])
     web = doc.find("internetDetails/webPageIncident")
     assert web.get("thirdPartyHostedContent") == "true" and web.findtext("url") == "https://img.example/t/1.jpg"
+    # A URL is known: there is nothing to attest.
+    response = lena.post(f"/reports/files/{report.files.get().pk}/attest/", {"field": NO_URL, "reason": "x"}, follow=True)
+    assert "A URL is known for this report" in response.content.decode()
+    assert not AuditEvent.objects.filter(action="report.attested").exists()
 
 
 def test_without_any_url_approval_waits_for_an_attestation_that_says_why(
@@ -252,14 +251,6 @@ def test_without_any_url_approval_waits_for_an_attestation_that_says_why(
     doc = approved_doc(report)
     assert doc.find("internetDetails") is None
     assert "No URL is known for this report: A private upload; it has no web address." in doc.findtext("additionalInfo")
-
-
-def test_no_url_cannot_be_attested_when_a_url_is_known(api, lena, reviewer, lead):
-    confirm_pushed(api, reviewer, training_metadata("t/1"), seed=1)
-    [report] = drafting.report_draft_build(actor=lead)
-    response = lena.post(f"/reports/files/{report.files.get().pk}/attest/", {"field": NO_URL, "reason": "x"}, follow=True)
-    assert "A URL is known for this report" in response.content.decode()
-    assert not AuditEvent.objects.filter(action="report.attested").exists()
 
 
 # --- 4. NCMEC's limits ------------------------------------------------------------------------------
@@ -568,3 +559,25 @@ def test_reopening_keeps_saying_an_unfinished_report_may_exist(api, reviewer, le
     report.refresh_from_db()
     assert report.state == Report.State.DRAFT and report.orphan_submit_at and report.submit_intent_at is None
     assert ReportFile.objects.filter(report=report).count() == 1
+
+
+def test_the_migration_keeps_a_leads_audited_edits_of_old_drafts_as_overrides_and_clears_the_rest(lead):
+    import importlib
+
+    from django.apps import apps
+
+    from reports.audit import audit_record
+
+    migration = importlib.import_module("reports.migrations.0007_i14_report_statements")
+    draft = Report.objects.create(platform="Example Photos (frozen)", additional_info="covers 1 file(s)",
+                                  incident_at_description="frozen at the first draft", incident_at="2026-09-14T03:12:00Z")
+    sent = Report.objects.create(state=Report.State.FINISHED, platform="as sent", cybertip_target="test", ncmec_report_id=7)
+    with transaction.atomic():
+        audit_record(actor=lead, action="report.updated", subject=draft,
+                     data={"old": {"platform": ""}, "new": {"platform": "Typed by the lead"}})
+    migration.drafts_to_overrides(apps, None)
+    draft.refresh_from_db()
+    sent.refresh_from_db()
+    assert draft.overrides == {"platform": "Typed by the lead"}
+    assert (draft.platform, draft.additional_info, draft.incident_at_description, draft.incident_at) == ("", "", "", None)
+    assert sent.platform == "as sent"
