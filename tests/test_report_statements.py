@@ -581,3 +581,21 @@ def test_the_migration_keeps_a_leads_audited_edits_of_old_drafts_as_overrides_an
     assert draft.overrides == {"platform": "Typed by the lead"}
     assert (draft.platform, draft.additional_info, draft.incident_at_description, draft.incident_at) == ("", "", "", None)
     assert sent.platform == "as sent"
+
+
+def test_the_draft_page_reads_a_constant_number_of_queries_however_many_sightings(api, lena, reviewer, lead):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    confirm_pushed(api, reviewer, training_metadata("t/0", page="https://gallery.example/7"), seed=1)
+    confirm_pushed(api, reviewer, training_metadata("t/1", page="https://gallery.example/7"), seed=2)
+    counts = []
+    for more in (range(2, 3), range(3, 13)):
+        for n in more:  # more sightings of the same two items, on the same page: the same draft
+            assert push(api, metadata=training_metadata(f"t/{n}", page="https://gallery.example/7"), seed=1 + n % 2).status_code == 201
+        [report] = drafting.report_draft_build(actor=lead)
+        with CaptureQueriesContext(connection) as queries:
+            assert lena.get(f"/reports/{report.pk}/").status_code == 200
+        counts.append(len(queries))
+    assert report.files.count() == 13
+    assert counts[0] == counts[1], counts
