@@ -458,6 +458,11 @@ def test_the_target_is_recorded_and_a_switch_after_approval_sends_nothing_to_the
         send(lead, report, django_capture_on_commit_callbacks)
         assert report.state == Report.State.FINISHED and report.cybertip_target == "production"
         assert [r.id for r in production.finished_reports()] == [report.ncmec_report_id] and cybertip.reports == {}
+        submission = report.files.get().submission
+        assert api.get(f"/api/v1/submissions/{submission.pk}").json()["report"] == str(report.ncmec_report_id)
+        Report.objects.filter(pk=report.pk).update(cybertip_target="test")  # had it gone to the test service ...
+        body = api.get(f"/api/v1/submissions/{submission.pk}").json()
+        assert (body["status"], body["report"]) == ("confirmed", None)  # ... the scanner is not told it was reported
     finally:
         production.stop()
 
