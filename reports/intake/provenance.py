@@ -173,16 +173,22 @@ class ProvenanceInput(StrictSerializer):
         "ai_training_data (a dataset gathered to train or evaluate models: give `dataset`), model_output (made by "
         "our own generative model: give `generation`), other. Each is stated in incidentSummary/platform, "
         "incidentDateTimeDescription and the report's and the file's additionalInfo; see docs/reports.md."))
-    platform = optional(StrictCharField, max_length=256)
-    dataset = DatasetInput(required=False, allow_null=True)
-    location_url = optional(WebUrlField)
-    page_url = optional(WebUrlField)
-    collected_at = optional(ZonedDateTimeField)
-    publicly_available = optional(StrictBooleanField)
-    original_filename = optional(StrictCharField, max_length=2056)
-    uploaded_at = optional(ZonedDateTimeField)
-    uploader = UploaderInput(required=False, allow_null=True)
-    generation = GenerationInput(required=False, allow_null=True)
+    platform = optional(StrictCharField, max_length=256, help_text="incidentSummary/platform (with the source's note).")
+    dataset = DatasetInput(required=False, allow_null=True, help_text="fileDetails/additionalInfo and the report's "
+                                                                      "additionalInfo.")
+    location_url = optional(WebUrlField, help_text="fileDetails/locationOfFile; internetDetails/webPageIncident/url when "
+                                                   "there is no page_url.")
+    page_url = optional(WebUrlField, help_text="internetDetails/webPageIncident/url (@thirdPartyHostedContent unless "
+                                               "the host is ours).")
+    collected_at = optional(ZonedDateTimeField, help_text="incidentSummary/incidentDateTime (when nothing earlier is "
+                                                          "known) and fileDetails/additionalInfo.")
+    publicly_available = optional(StrictBooleanField, help_text="fileDetails/publiclyAvailable.")
+    original_filename = optional(StrictCharField, max_length=2056, help_text="fileDetails/originalFileName.")
+    uploaded_at = optional(ZonedDateTimeField, help_text="fileDetails/uploadedToEspTimestamp; incidentDateTime.")
+    uploader = UploaderInput(required=False, allow_null=True, help_text="personOrUserReported; its Upload IP event also "
+                                                                        "fileDetails/ipCaptureEvent.")
+    generation = GenerationInput(required=False, allow_null=True, help_text="model_output: fileDetails/additionalInfo, "
+                                                                            "the report's additionalInfo, incidentDateTime.")
 
 
 class MetadataInput(StrictSerializer):
