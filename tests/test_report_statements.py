@@ -130,12 +130,19 @@ def test_a_leads_override_is_kept_and_shown_as_such_while_the_derived_text_follo
     assert "overridden by a lead:</strong> Example AI training pipeline" in page
     assert "derived from the files: Example AI (AI training data, not user content)" in page
     assert "&lt;platform&gt;Example AI training pipeline&lt;/platform&gt;" in page
+    # An override may not drop the fixed statement of where the material came from.
+    assert "✗ Where the material came from is stated in every place NCMEC reads" in page
+    assert "Platform (platform): keep “AI training data, not user content”" in page
+    refused = lena.post(f"/reports/{report.pk}/approve/", follow=True).content.decode()
+    assert "Complete or attest every missing item first" in refused and not ApiCall.objects.exists()
 
     # An empty box goes back to the derived text.
     lena.post(f"/reports/{report.pk}/edit/", {"incident_type": Report.IncidentType.CHILD_PORNOGRAPHY, "platform": ""})
     report.refresh_from_db()
     assert report.overrides == {}
-    assert report_checklist(report).fields["platform"].value == "Example AI (AI training data, not user content)"
+    checklist = report_checklist(report)
+    assert checklist.fields["platform"].value == "Example AI (AI training data, not user content)"
+    assert not checklist.blocking
 
 
 def test_file_viewed_by_esp_in_the_sent_report_is_false_after_a_0_s_reveal_and_true_after_a_painted_view(

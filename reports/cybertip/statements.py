@@ -23,6 +23,11 @@ OVERRIDABLE = ("incident_at", "incident_at_description", "platform", "additional
 NO_URL = "a URL for internetDetails"
 
 
+LABELS = {"incident_at": "Incident date and time (incidentDateTime)",
+          "incident_at_description": "How the time was determined (incidentDateTimeDescription)",
+          "platform": "Platform (platform)", "additional_info": "Additional information (additionalInfo)"}
+
+
 @dataclass
 class Stated:
     """One incident field: what the files say, and the lead's override if there is one."""
@@ -30,6 +35,10 @@ class Stated:
     name: str
     derived: object
     override: object = None
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.name]
 
     @property
     def overridden(self) -> bool:
@@ -132,6 +141,18 @@ def incident_fields(report: Report, files: list[ReportFile]) -> dict[str, Stated
             override = _when(override)
         fields[name] = Stated(name, derived[name], override if override not in (None, "") else None)
     return fields
+
+
+def statements_missing(fields: dict[str, Stated], files: list[ReportFile]) -> list[str]:
+    """The fixed statements of the report's source types that a lead's override left out: a
+    report about material from a pipeline says so in platform, incidentDateTimeDescription and
+    additionalInfo (DESIGN §4), whoever wrote the text."""
+    sources = _sources([f.submission for f in files])
+    wanted = {"platform": [SOURCE_PLATFORM[s] for s in sources if s in SOURCE_PLATFORM],
+              "incident_at_description": [SOURCE_STATEMENT[s] for s in sources if s in SOURCE_PLATFORM],
+              "additional_info": [SOURCE_STATEMENT[s] for s in sources if s in SOURCE_PLATFORM]}
+    return [f"{fields[name].label}: keep “{text}”" for name, texts in wanted.items() if fields[name].overridden
+            for text in texts if text not in (fields[name].override or "")]
 
 
 # --- Web pages -----------------------------------------------------------------------------------

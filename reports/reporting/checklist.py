@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
-from ..cybertip.statements import incident_fields, no_url_reasons, page_urls, sightings_by_item
+from ..cybertip.statements import incident_fields, no_url_reasons, page_urls, sightings_by_item, statements_missing
 from ..cybertip.xml import SchemaUnavailable, file_details_document, report_document, to_bytes, validate
 from ..intake.provenance import provenance_missing
 from ..models import Attestation, Decision, Report, ReportFile
@@ -78,6 +78,10 @@ def report_checklist(report: Report) -> Checklist:
          "Describe it."),
         ("A URL for internetDetails (where it happened online)", not no_url or bool(no_url_reasons(report_files_now)),
          "No file has a page or file URL: ask the scanner for one, or attest why none is known."),
+        ("Where the material came from is stated in every place NCMEC reads",
+         not statements_missing(fields, report_files_now),
+         "Your override leaves out the fixed statement: " + "; ".join(statements_missing(fields, report_files_now))
+         + " (or empty the box to use the derived text)."),
         ("CyberTipline connection", bool(settings.TSREVIEW_CYBERTIP_BASE_URL),
          "Set TSREVIEW_CYBERTIP_BASE_URL, _USERNAME and _PASSWORD."),
     ]
