@@ -43,6 +43,7 @@ def demo_metadata(n: int, sha256_hex: str) -> dict:
                                   "ip_events": [{"ip": "203.0.113.7", "event": "Upload",
                                                  "at": (now - timedelta(days=3)).isoformat(), "port": 443}]}
         provenance["uploaded_at"] = (now - timedelta(days=3)).isoformat()
+        provenance["page_url"] = f"https://photos.example/p/{n}"  # where the upload is shown on the service
     match = {"hash_type": "pdq" if n % 2 else "sha256", "list": list_name, "list_entry_id": str(98000 + n), "label": label}
     match.update({"hash_value": sha256_hex, "distance": 0} if match["hash_type"] == "sha256"
                  else {"hash_value": secrets.token_hex(32), "distance": n % 20, "threshold": 31})

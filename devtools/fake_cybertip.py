@@ -207,6 +207,7 @@ def _handler(fake: FakeCyberTipline):
 
         def _serve(self, method):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._body = body  # what was sent, kept for the tests (an upload's bytes are not kept)
             path = self.path[len(PREFIX):] if self.path.startswith(PREFIX) else None
             step = ROUTES.get((method, path))
             expected = "Basic " + base64.b64encode(f"{fake.username}:{fake.password}".encode()).decode()
@@ -231,7 +232,8 @@ def _handler(fake: FakeCyberTipline):
 
         def _answer(self, status, payload, step, headers=None):
             request_id = uuid.uuid4().hex
-            fake.calls.append({"step": step, "status": status, "request_id": request_id, "path": self.path})
+            fake.calls.append({"step": step, "status": status, "request_id": request_id, "path": self.path,
+                               "body": self._body if step != "upload" else b""})
             try:
                 self.send_response(status)
                 self.send_header("Content-Type", "text/xml; charset=utf-8")

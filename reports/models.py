@@ -383,11 +383,38 @@ class Report(models.Model):
     # What the drafting grouped by (one uploader, one page, one dataset), and its readable name.
     group_key = models.CharField(max_length=300, blank=True)
     group_label = models.CharField(max_length=300, blank=True)
+    class Annotation(models.TextChoices):
+        # The schema's reportAnnotations, verbatim.
+        SEXTORTION = "sextortion", "sextortion"
+        CSAM_SOLICITATION = "csamSolicitation", "solicitation of child sexual abuse material"
+        MINOR_TO_MINOR = "minorToMinorInteraction", "interaction between minors"
+        SPAM = "spam", "spam"
+        SADISTIC = "sadisticOnlineExploitation", "sadistic online exploitation"
+
     incident_type = models.CharField(max_length=80, choices=IncidentType.choices, default=IncidentType.CHILD_PORNOGRAPHY)
+    # The incident fields as approved (a snapshot written at approval). A draft derives them from
+    # its files' current provenance every time it is shown, checked or approved
+    # (cybertip.statements); a lead's own edits are kept apart, in `overrides`.
     incident_at = models.DateTimeField(null=True, blank=True)
     incident_at_description = models.TextField(blank=True)
     platform = models.CharField(max_length=256, blank=True)
     additional_info = models.TextField(blank=True)
+    # A lead's explicit edits of the derived fields: {"platform": "...", "incident_at": ISO, ...}.
+    overrides = models.JSONField(default=dict, blank=True)
+    # A lead's choices for the schema's newer fields.
+    annotations = models.JSONField(default=list, blank=True)  # reportAnnotations
+    urgent_reason = models.TextField(blank=True, help_text="escalateToHighPriority: immediate risk to a child, and why.")
+    batched = models.BooleanField(default=False, help_text="batchedReport reason=VIRAL_POTENTIAL_MEME.")
+    # Where it was approved to go: test or production (or another configured base URL), the base
+    # URL and which credentials (the setting they came from and the user name, never the password).
+    cybertip_target = models.CharField(max_length=12, blank=True)
+    cybertip_base_url = models.CharField(max_length=500, blank=True)
+    cybertip_credentials = models.CharField(max_length=300, blank=True)
+    # The hidden window (DESIGN §7): set and committed just before each /submit. While it is set
+    # and no NCMEC id is saved, a report may exist at NCMEC unfinished (NCMEC deletes it in 24 h).
+    submit_intent_at = models.DateTimeField(null=True, blank=True)
+    # An earlier /submit whose answer was lost: it may have left an unfinished report at NCMEC.
+    orphan_submit_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
@@ -396,7 +423,8 @@ class Report(models.Model):
     fully_actionable = models.BooleanField(null=True)
     # The validated document the lead approved; /submit sends exactly this.
     report_xml = models.TextField(blank=True)
-    ncmec_report_id = models.BigIntegerField(null=True, blank=True, unique=True)
+    # Unique per target: NCMEC's test and production services number their reports apart.
+    ncmec_report_id = models.BigIntegerField(null=True, blank=True)
     # A lease on sending, so that two workers never run the steps of one report at once.
     send_lease_until = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
@@ -415,6 +443,18 @@ class Report(models.Model):
             # reporting.report_draft_build: an open draft for a group.
             models.Index(fields=["group_key"], condition=Q(state="draft"), name="report_draft_group"),
         ]
+        constraints = [
+            models.UniqueConstraint(fields=["cybertip_target", "ncmec_report_id"], name="ncmec_report_id_per_target"),
+        ]
+
+    @property
+    def urgent(self) -> bool:
+        return bool(self.urgent_reason.strip())
+
+    @property
+    def may_exist_unfinished(self) -> bool:
+        """Sent to /submit, no report id saved: NCMEC may hold an unfinished report of it."""
+        return self.submit_intent_at is not None and self.ncmec_report_id is None and self.state != self.State.DRAFT
 
     def __str__(self):
         return f"report {self.pk}"

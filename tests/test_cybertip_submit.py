@@ -49,7 +49,7 @@ def test_a_full_submission_finishes_one_report_with_every_call_on_record(
     assert all(c.status_code == 200 and c.response_code == 0 and c.response_body for c in calls)
     assert "bytes not kept" in calls[2].request_body and "<incidentSummary>" in calls[1].request_body
     actions = list(AuditEvent.objects.filter(subject_kind__in=["report", "reportfile"]).values_list("action", flat=True))
-    assert actions[-5:] == ["report.approved", "report.opened", "report.file_uploaded", "report.file_described", "report.finished"]
+    assert actions[-6:] == ["report.approved", "report.submitting", "report.opened", "report.file_uploaded", "report.file_described", "report.finished"]
     page = lena.get(f"/reports/{report.pk}/").content.decode()
     assert f'id="ncmec-id">{report.ncmec_report_id}<' in page and calls[-1].request_id in page and "Finished" in page
 

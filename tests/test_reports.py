@@ -108,10 +108,11 @@ def test_building_again_adds_new_sightings_to_the_open_draft_and_nothing_twice(r
 def test_a_draft_proposes_the_incident_fields_from_the_provenance(reviewer, lead, reporter_settings):
     make_confirmed(1, reviewer, metadata=dataset_metadata("d/1"))
     report = one_draft(lead)
-    assert report.incident_at is not None and report.incident_at.tzinfo is not None
-    assert "third-party dataset" in report.additional_info and "Acme Data" in report.additional_info
-    assert "not user content" in report.platform
-    assert report.incident_at_description.startswith("Earliest of the files in this report")
+    fields = {name: stated.value for name, stated in report_checklist(report).fields.items()}
+    assert fields["incident_at"] is not None and fields["incident_at"].tzinfo is not None
+    assert "third-party dataset" in fields["additional_info"] and "Acme Data" in fields["additional_info"]
+    assert "not user content" in fields["platform"]
+    assert fields["incident_at_description"].startswith("Earliest of the 1 file(s) in this report")
 
 
 def test_the_build_button_drafts_reports(lena, reviewer, lead):
@@ -143,7 +144,7 @@ def test_a_file_can_be_moved_into_a_new_draft(lena, reviewer, lead):
     moving = report.files.first()
     lena.post(f"/reports/files/{moving.pk}/move/", {"target": "new"})
     assert Report.objects.count() == 2 and report.files.count() == 1
-    assert ReportFile.objects.get(pk=moving.pk).report.incident_at is not None
+    assert report_checklist(ReportFile.objects.get(pk=moving.pk).report).fields["incident_at"].value is not None
 
 
 def test_files_cannot_move_into_a_report_that_is_not_a_draft(lena, reviewer, lead):
@@ -223,8 +224,9 @@ def test_attesting_every_missing_field_allows_approval_and_marks_it_not_fully_ac
     report.refresh_from_db()
     assert (report.state, report.fully_actionable, report.approved_by) == (Report.State.APPROVED, False, lead)
     assert len(callbacks) == 1  # the sending task, queued when the approval commits
-    assert "Not available: dataset.vendor (attested by lena" in ReportFile.objects.get(pk=report_file.pk).details_xml
-    assert AuditEvent.objects.get(action="report.approved").data == {"files": 1, "fully_actionable": False}
+    assert "Not available: dataset.vendor (a lead attested: The vendor did not record it.)" in ReportFile.objects.get(pk=report_file.pk).details_xml
+    approved_event = AuditEvent.objects.get(action="report.approved").data
+    assert (approved_event["files"], approved_event["fully_actionable"], approved_event["target"]) == (1, False, "other")
     assert "not fully actionable" in lena.get(f"/reports/{report.pk}/").content.decode()
 
 
@@ -253,7 +255,7 @@ def test_an_incident_time_in_the_future_is_refused(lena, reviewer, lead):
         "incident_type": Report.IncidentType.CHILD_PORNOGRAPHY, "incident_at": "2999-01-01T00:00:00+00:00",
         "incident_at_description": "guess", "platform": "Example Photos", "additional_info": ""})
     assert response.status_code == 400 and "cannot be in the future" in response.content.decode()
-    assert Report.objects.get(pk=report.pk).incident_at_description != "guess"
+    assert "incident_at_description" not in Report.objects.get(pk=report.pk).overrides
 
 
 def test_a_lead_edits_the_incident_fields_and_the_change_is_audited(lena, reviewer, lead):
@@ -264,7 +266,8 @@ def test_a_lead_edits_the_incident_fields_and_the_change_is_audited(lena, review
         "incident_at_description": "Collection time the vendor recorded.", "platform": "Example Photos", "additional_info": "x"})
     assert response.status_code == 302
     report.refresh_from_db()
-    assert report.incident_at.isoformat() == "2026-09-14T03:12:00+00:00"
+    assert report_checklist(report).fields["incident_at"].value.isoformat() == "2026-09-14T03:12:00+00:00"
+    assert report.overrides["incident_at"] == "2026-09-14T03:12:00+00:00"
     event = AuditEvent.objects.get(action="report.updated")
     assert event.data["new"]["incident_at_description"] == "Collection time the vendor recorded."
 
@@ -289,7 +292,7 @@ def test_the_report_and_file_details_validate_against_ncmecs_schema(reviewer, le
     assert (file_doc.findtext("publiclyAvailable"), file_doc.findtext("originalFileName")) == ("true", "1881.jpg")
     assert [h.get("hashType") for h in file_doc.findall("originalFileHash")] == ["MD5", "SHA1", "SHA256"]
     assert file_doc.findtext("fileAnnotations/generativeAi") == "true"
-    assert file_doc.find("details").get("type") == "HASH" and "NCMEC list" in file_doc.findtext("details/nameValuePair/name")
+    assert file_doc.find("details").get("type") == "HASH" and "list NCMEC" in file_doc.findtext("details/nameValuePair/value")
     info = file_doc.findtext("additionalInfo")
     assert "third-party dataset" in info and "web-images-v3" in info and "Acme Data" in info
     assert xml.validate(report_doc) == [] and xml.validate(file_doc) == []

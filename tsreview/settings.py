@@ -248,6 +248,23 @@ TSREVIEW_PROVENANCE_REQUIRED = {
         "dataset.name",
         "dataset.vendor",
     ],
+    # AI training data: where the file is still online, when it was collected, and the dataset
+    # record that lets the vendor trace it.
+    "ai_training_data": [
+        ("location_url", "page_url"),
+        "collected_at",
+        "dataset.name",
+        "dataset.vendor",
+        "dataset.record_id",
+    ],
+    # Our own model's output: which model made it, when, and for which request or session.
+    "model_output": [
+        "generation.model_name",
+        "generation.model_version",
+        "generation.generated_at",
+        ("generation.request_id", "generation.session_id"),
+        "generation.user_prompt",
+    ],
     "other": ["platform"],
 }
 
@@ -266,6 +283,10 @@ _cybertip = TSREVIEW_CYBERTIP_TARGET.upper()
 TSREVIEW_CYBERTIP_BASE_URL = env("TSREVIEW_CYBERTIP_BASE_URL", CYBERTIP_BASE_URLS.get(TSREVIEW_CYBERTIP_TARGET, ""))
 TSREVIEW_CYBERTIP_USERNAME = env("TSREVIEW_CYBERTIP_USERNAME", env(f"TSREVIEW_CYBERTIP_{_cybertip}_USERNAME") if _cybertip else "")
 TSREVIEW_CYBERTIP_PASSWORD = env("TSREVIEW_CYBERTIP_PASSWORD", env(f"TSREVIEW_CYBERTIP_{_cybertip}_PASSWORD") if _cybertip else "")
+# Which setting the user name came from: recorded on each report with its target and base URL.
+TSREVIEW_CYBERTIP_CREDENTIALS_SETTING = ("TSREVIEW_CYBERTIP_USERNAME" if os.environ.get("TSREVIEW_CYBERTIP_USERNAME")
+                                         else f"TSREVIEW_CYBERTIP_{_cybertip}_USERNAME" if _cybertip
+                                         else "TSREVIEW_CYBERTIP_USERNAME")
 TSREVIEW_CYBERTIP_TIMEOUT = float(env("TSREVIEW_CYBERTIP_TIMEOUT", "30"))
 TSREVIEW_CYBERTIP_MAX_RETRIES = env_int("TSREVIEW_CYBERTIP_MAX_RETRIES", 8)
 # The schema every document is validated against; `manage.py cybertip_fetch_xsd` downloads it.

@@ -8,25 +8,37 @@ stands is read by the callers (reporting) and by the stages below.
 
 import functools
 import re
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlparse
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from lxml import etree
 
-from ..intake.provenance import SOURCE_TEXT, dataset_text, upload_event, uploader_identity
+from ..intake.provenance import SOURCE_STATEMENT, dataset_text, generation_text, upload_event
 from ..models import Decision, Item, Report, ReportFile
 from ..review.decisions import file_viewed, standing_decision
+from .statements import current_target, incident_fields, page_urls, prior_reports, uploaders
 
 FILE_ANNOTATIONS = {"animeDrawingVirtualHentai", "potentialMeme", "viral", "possibleSelfProduction", "physicalHarm",
                     "violenceGore", "bestiality", "liveStreaming", "infant", "generativeAi"}
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp", "video/mp4": "mp4",
               "video/quicktime": "mov", "video/webm": "webm", "video/x-matroska": "mkv"}
-# Lengths the documentation sets and the schema does not.
+# Lengths NCMEC's documentation sets and the schema does not (the shared copy of its rules).
 MAX_TEXT = 3000
+DOCUMENTED_LIMITS = (
+    ("incidentSummary/platform", 256), ("incidentSummary/escalateToHighPriority", MAX_TEXT), ("additionalInfo", MAX_TEXT),
+    ("originalFileName", 2056), ("fileName", 2056), ("locationOfFile", 2083), ("personOrUserReported/screenName", 256),
+)
+# Our own limits where the documentation is silent: a short name for each name-value pair (the
+# 64 characters NCMEC sets for a hash type) and the URL limit for every URL we send.
+OWN_LIMITS = (("details/nameValuePair/name", 64), ("internetDetails/webPageIncident/url", 2083),
+              ("personOrUserReported/profileUrl", 2083))
 PLACEHOLDER_REPORT_ID, PLACEHOLDER_FILE_ID = 0, "pending"
 
 
@@ -84,19 +96,40 @@ def to_bytes(doc: etree._Element) -> bytes:
 
 
 def rules_check(doc: etree._Element) -> list[str]:
-    """NCMEC's documented rules that the schema does not express."""
-    errors = []
-    for path, limit in (("incidentSummary/platform", 256), ("additionalInfo", MAX_TEXT), ("fileName", 2056),
-                        ("incidentSummary/escalateToHighPriority", MAX_TEXT), ("originalFileName", 2056),
-                        ("personOrUserReported/screenName", 256), ("locationOfFile", 2083)):
-        for el in doc.findall(path):
-            if len(el.text or "") > limit:
-                errors.append(f"{path} is longer than {limit} characters.")
+    """NCMEC's documented rules that the schema does not express, and our own formats."""
+    errors = [problem.message for problem in over_limits(doc)]
     if doc.tag == "report":
         errors += _report_rules(doc)
     elif doc.tag == "fileDetails":
         errors += _file_rules(doc)
     return errors
+
+
+@dataclass
+class OverLimit:
+    """A value longer than NCMEC accepts: where, the limit, and the part that would be cut."""
+
+    path: str
+    limit: int
+    length: int
+    cut: str
+
+    @property
+    def message(self) -> str:
+        tail = self.cut if len(self.cut) <= 160 else self.cut[:160] + " …"
+        return (f"{self.path} is {self.length} characters; NCMEC accepts at most {self.limit}. Sending it would "
+                f"need these last {self.length - self.limit} characters cut: “{tail}”. Shorten it (a lead's edit "
+                "of the report, or the scanner's provenance); nothing is cut without you.")
+
+
+def over_limits(doc: etree._Element) -> list[OverLimit]:
+    found = []
+    for path, limit in DOCUMENTED_LIMITS + OWN_LIMITS:
+        for el in doc.findall(path):
+            text = el.text or ""
+            if len(text) > limit:
+                found.append(OverLimit(path, limit, len(text), text[limit:]))
+    return found
 
 
 def _report_rules(doc) -> list[str]:
@@ -106,6 +139,13 @@ def _report_rules(doc) -> list[str]:
         errors.append("incidentDateTime is in the future.")
     if not (doc.findtext("reporter/reportingPerson/email") or "").strip():
         errors.append("reporter/reportingPerson/email is required.")
+    for el in doc.iterfind(".//email"):
+        try:
+            validate_email(el.text or "")
+        except ValidationError:
+            errors.append(f"{doc.getroottree().getpath(el)[1:]} is not a valid email address.")
+    errors += [f"internetDetails url {url.text!r} is not a valid URL." for url in doc.iterfind("internetDetails/*/url")
+               if not _is_url(url.text or "")]
     return errors
 
 
@@ -163,46 +203,41 @@ def _time(value: str | None) -> str | None:
     return _text(parsed) if parsed else None
 
 
-def clip(text: str, limit: int = MAX_TEXT) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def report_document(report: Report, files: list[ReportFile]) -> etree._Element:
     """The `report` document (the body of /submit), children in the schema's order. `files`
-    are the report's files as reporting.selectors.report_files reads them."""
+    are the report's files as reporting.selectors.report_files reads them. The incident fields
+    are derived from the files now (statements.incident_fields), with the lead's overrides."""
     files = list(files)
+    fields = incident_fields(report, files)
     root = etree.Element("report")
+    if report.batched:
+        etree.SubElement(root, "batchedReport", reason="VIRAL_POTENTIAL_MEME")
     summary = etree.SubElement(root, "incidentSummary")
     _add(summary, "incidentType", report.incident_type)
-    _add(summary, "platform", report.platform)
-    _add(summary, "incidentDateTime", report.incident_at)
-    _add(summary, "incidentDateTimeDescription", report.incident_at_description)
-    for third_party, urls in _page_urls(files):
+    _add(summary, "platform", fields["platform"].value)
+    _add(summary, "escalateToHighPriority", report.urgent_reason.strip())
+    annotations = [name for name in Report.Annotation.values if name in report.annotations]
+    if annotations:
+        marks = etree.SubElement(summary, "reportAnnotations")
+        for name in annotations:
+            _add(marks, name, True)
+    _add(summary, "incidentDateTime", fields["incident_at"].value)
+    _add(summary, "incidentDateTimeDescription", fields["incident_at_description"].value)
+    for third_party, urls in page_urls(files):
         web = etree.SubElement(etree.SubElement(root, "internetDetails"), "webPageIncident",
                                thirdPartyHostedContent=_text(third_party))
         for url in urls:
             _add(web, "url", url)
     _reporter(root)
-    for uploader in _uploaders(files):
-        _person_reported(root, uploader)
-    _add(root, "additionalInfo", clip(report.additional_info))
+    target = report.cybertip_target or current_target()["cybertip_target"]
+    for uploader in uploaders(files):
+        _person_reported(root, uploader, prior_reports(uploader, target=target, exclude=report.pk))
+    _add(root, "additionalInfo", fields["additional_info"].value)
     return root
 
 
-def _page_urls(files: list[ReportFile]) -> list[tuple[bool, list[str]]]:
-    """Web pages of the sightings, split by whether the host is someone else's."""
-    own = {h.lower() for h in settings.TSREVIEW_OWN_HOSTS}
-    groups: dict[bool, list[str]] = {}
-    for f in files:
-        url = f.submission.provenance.get("page_url")
-        if url:
-            third_party = (urlparse(url).hostname or "").lower() not in own
-            if url not in groups.setdefault(third_party, []):
-                groups[third_party].append(url)
-    return sorted(groups.items(), reverse=True)
-
-
 def _reporter(root) -> None:
+    """The reporter block: the configured company contact only, never a reviewer or lead."""
     reporter = etree.SubElement(root, "reporter")
     person = etree.SubElement(reporter, "reportingPerson")
     _add(person, "firstName", settings.TSREVIEW_REPORTER_FIRST_NAME)
@@ -217,20 +252,6 @@ def _reporter(root) -> None:
             _add(person, tag, value)
 
 
-def _uploaders(files: list[ReportFile]) -> list[dict]:
-    """One entry per distinct uploader identity, with the IP events and devices of its sightings."""
-    found: dict[tuple, dict] = {}
-    for f in files:
-        identity = uploader_identity(f.submission.provenance)
-        if not identity:
-            continue
-        uploader = f.submission.provenance.get("uploader") or {}
-        entry = found.setdefault(tuple(sorted(identity.items())), {**identity, "ip_events": [], "device_ids": []})
-        for key in ("ip_events", "device_ids"):
-            entry[key] += [e for e in uploader.get(key) or [] if e not in entry[key]]
-    return list(found.values())
-
-
 def _ip_event(parent, event: dict) -> None:
     el = etree.SubElement(parent, "ipCaptureEvent")
     _add(el, "ipAddress", event["ip"])
@@ -239,7 +260,7 @@ def _ip_event(parent, event: dict) -> None:
     _add(el, "port", event.get("port"))
 
 
-def _person_reported(root, uploader: dict) -> None:
+def _person_reported(root, uploader: dict, prior: list[int]) -> None:
     el = etree.SubElement(root, "personOrUserReported")
     if uploader.get("email"):
         _add(etree.SubElement(el, "personOrUserReportedPerson"), "email", uploader["email"])
@@ -252,6 +273,8 @@ def _person_reported(root, uploader: dict) -> None:
         device_el = etree.SubElement(el, "deviceId")
         _add(device_el, "idType", device["type"])
         _add(device_el, "idValue", device["value"])
+    for ncmec_id in prior:
+        _add(el, "priorCTReports", ncmec_id)
 
 
 def upload_name(item: Item) -> str:
@@ -259,51 +282,81 @@ def upload_name(item: Item) -> str:
 
 
 def file_details_document(report_file: ReportFile, *, report_id=PLACEHOLDER_REPORT_ID,
-                          file_id=PLACEHOLDER_FILE_ID) -> etree._Element:
-    """The `fileDetails` document (the body of /fileinfo) of one sighting."""
-    provenance, item = report_file.submission.provenance, report_file.item
+                          file_id=PLACEHOLDER_FILE_ID, sightings: list[ReportFile] | None = None) -> etree._Element:
+    """The `fileDetails` document (the body of /fileinfo) of one file. `sightings` are all the
+    report's sightings of the same bytes, this one first (statements.sightings_by_item): the file
+    is uploaded once and every sighting's context is said here, each in its own additionalInfo."""
+    sightings = sightings or [report_file]
+    item = report_file.item
+    provenances = [s.submission.provenance for s in sightings]
     decision = standing_decision(item)
     root = etree.Element("fileDetails")
     _add(root, "reportId", report_id)
     _add(root, "fileId", file_id)
     _add(root, "fileName", upload_name(item))
-    _add(root, "originalFileName", provenance.get("original_filename"))
-    _add(root, "uploadedToEspTimestamp", _time(provenance.get("uploaded_at")))
-    _add(root, "locationOfFile", provenance.get("location_url"))
+    _add(root, "originalFileName", _first(provenances, "original_filename"))
+    _add(root, "uploadedToEspTimestamp", _time(_first(provenances, "uploaded_at")))
+    _add(root, "locationOfFile", _first(provenances, "location_url"))
     _add(root, "fileViewedByEsp", file_viewed(decision))
-    _add(root, "publiclyAvailable", provenance.get("publicly_available"))
+    public = [p["publicly_available"] for p in provenances if p.get("publicly_available") is not None]
+    _add(root, "publiclyAvailable", any(public) if public else None)
     _add(root, "fileRelevance", "Reported")
-    annotations = sorted(set(decision.annotations if decision else []) & FILE_ANNOTATIONS)
+    annotations = set(decision.annotations if decision else []) & FILE_ANNOTATIONS
+    if any(p.get("source_type") == "model_output" for p in provenances):
+        annotations.add("generativeAi")  # made by our own generative model: said, not left to a reviewer's tick
     if annotations:
         marks = etree.SubElement(root, "fileAnnotations")
-        for name in annotations:
+        for name in sorted(annotations):
             _add(marks, name, True)
     if settings.TSREVIEW_NCMEC_MOU_SIGNED and decision and decision.classification:
         _add(root, "industryClassification", decision.classification)
     for name, value in (("MD5", item.md5), ("SHA1", item.sha1), ("SHA256", item.sha256)):
         _add(root, "originalFileHash", value, hashType=name)
-    upload = upload_event(provenance)
+    upload = next((upload_event(p) for p in provenances if upload_event(p)), None)
     if upload:
         _ip_event(root, upload)
-    _match_details(root, report_file)
+    for n, sighting in enumerate(sightings, 1):
+        _match_details(root, sighting, prefix=f"sighting {n}, " if len(sightings) > 1 else "")
     seen = seen_text(item, decision)
     if seen:
         pair = etree.SubElement(etree.SubElement(root, "details"), "nameValuePair")
         _add(pair, "name", "what the reviewer saw")
         _add(pair, "value", seen)
-    _add(root, "additionalInfo", clip(file_info_text(report_file, decision)))
+    for n, sighting in enumerate(sightings, 1):
+        text = file_info_text(sighting, decision)
+        if len(sightings) > 1:
+            text = f"Sighting {n} of {len(sightings)} of this file. {text}"
+        for part in _parts(text):  # the schema allows several; nothing is cut
+            _add(root, "additionalInfo", part)
     return root
 
 
-def _match_details(root, report_file: ReportFile) -> None:
+def _first(provenances: list[dict], key: str):
+    return next((p[key] for p in provenances if p.get(key) not in (None, "")), None)
+
+
+def _parts(text: str, limit: int = MAX_TEXT) -> list[str]:
+    """A long text as consecutive parts of at most `limit` characters, split at spaces."""
+    parts = []
+    while len(text) > limit:
+        cut = text.rfind(" ", 0, limit - 12)
+        cut = cut if cut > 0 else limit - 12
+        parts.append(text[:cut].rstrip() + " (continued)")
+        text = text[cut:].lstrip()
+    return parts + [text]
+
+
+def _match_details(root, report_file: ReportFile, prefix: str = "") -> None:
+    """The scanner's matches as name-value pairs of type HASH; each name stays short (the
+    list's name, which can be long, goes in the value)."""
     matches = list(report_file.submission.matches.all())
     if not matches:
         return
     details = etree.SubElement(root, "details", type="HASH")
     for n, m in enumerate(matches, 1):
         pair = etree.SubElement(details, "nameValuePair")
-        _add(pair, "name", f"match {n}: {m.list_name} list, {m.hash_type}")
-        parts = [m.hash_value]
+        _add(pair, "name", f"{prefix}match {n}: {m.hash_type}")
+        parts = [m.hash_value, f"list {m.list_name}"]
         if m.distance is not None:
             parts.append(f"distance {m.distance:g}" + (f" of threshold {m.threshold:g}" if m.threshold is not None else ""))
         parts += [f"list entry {m.list_entry_id}"] if m.list_entry_id else []
@@ -332,14 +385,19 @@ def _clock(seconds: float) -> str:
 
 
 def file_info_text(report_file: ReportFile, decision: Decision | None) -> str:
-    """Where the file came from, in words: the dataset, its vendor and where the vendor got it."""
+    """Where the file came from, in words: the fixed statement of its source type, the dataset
+    (its vendor, where the vendor got it, who acquired it) or the model that made it. No
+    reviewer's or lead's name: who attested is "a lead"."""
     submission = report_file.submission
     p = submission.provenance
-    lines = [f"Source: {SOURCE_TEXT.get(p.get('source_type'), 'unknown')}."]
+    lines = [f"Source: {SOURCE_STATEMENT.get(p.get('source_type'), SOURCE_STATEMENT['other'])}"]
     if p.get("dataset"):
         lines.append(dataset_text(p["dataset"]))
+    if p.get("generation"):
+        lines.append(generation_text(p["generation"]))
     for key, label in (("collected_at", "Collected from its source"), ("page_url", "Web page"),
-                       ("location_url", "File location"), ("platform", "Platform")):
+                       ("location_url", "File location"), ("original_filename", "Original file name"),
+                       ("platform", "Platform")):
         if p.get(key):
             lines.append(f"{label}: {p[key]}.")
     lines.append(f"Found by our hash-matching scanner on {_text(submission.observed_at)}.")
@@ -348,7 +406,7 @@ def file_info_text(report_file: ReportFile, decision: Decision | None) -> str:
     if seen_text(report_file.item, decision):
         lines.append(f"The reviewer {seen_text(report_file.item, decision)}.")
     for a in report_file.attestations.all():
-        lines.append(f"Not available: {a.field} (attested by {a.attested_by_name}: {a.reason}).")
+        lines.append(f"Not available: {a.field} (a lead attested: {a.reason}).")
     return " ".join(lines)
 
 

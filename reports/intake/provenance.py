@@ -10,7 +10,10 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework import serializers
 
-SOURCE_TYPES = ["user_upload", "storage_scan", "web_crawl", "third_party_dataset", "other"]
+# ai_training_data: a dataset gathered to train or evaluate models; model_output: made by the
+# company's own generative model. third_party_dataset stays for other datasets.
+SOURCE_TYPES = ["user_upload", "storage_scan", "web_crawl", "third_party_dataset", "ai_training_data", "model_output",
+                "other"]
 # vpdq and tmk_pdqf: Meta's video hashes; their values are taken as the scanner sends them.
 HASH_TYPES = ["md5", "sha1", "sha256", "pdq", "vpdq", "tmk_pdqf", "photodna"]
 HASH_FORMATS = {
@@ -118,12 +121,29 @@ class MatchInput(StrictSerializer):
 
 
 class DatasetInput(StrictSerializer):
+    """A dataset the file was found in (third_party_dataset, ai_training_data): said in the
+    file's additionalInfo, the report's additionalInfo and incidentDateTimeDescription."""
+
     name = optional(StrictCharField, max_length=200)
     vendor = optional(StrictCharField, max_length=200)
-    vendor_source = optional(StrictCharField, max_length=1000, help_text="Where the vendor got the data.")
+    vendor_source = optional(StrictCharField, max_length=1000, help_text="How (from where) the vendor obtained the data.")
     version = optional(StrictCharField, max_length=100)
     record_id = optional(StrictCharField, max_length=300)
-    acquired_at = optional(ZonedDateTimeField)
+    acquired_by = optional(StrictCharField, max_length=200, help_text="Who acquired the dataset from the vendor "
+                                                                      "(a team or company).")
+    acquired_at = optional(ZonedDateTimeField, help_text="When the dataset was acquired from the vendor.")
+
+
+class GenerationInput(StrictSerializer):
+    """model_output: the company's own generative model made the file. Said in the file's and
+    the report's additionalInfo; the file is marked fileAnnotations/generativeAi."""
+
+    model_name = optional(StrictCharField, max_length=200)
+    model_version = optional(StrictCharField, max_length=100)
+    generated_at = optional(ZonedDateTimeField, help_text="When the model produced the file (incidentDateTime).")
+    request_id = optional(StrictCharField, max_length=300)
+    session_id = optional(StrictCharField, max_length=300)
+    user_prompt = optional(StrictBooleanField, help_text="Whether a user's prompt was involved.")
 
 
 class IpEventInput(StrictSerializer):
@@ -148,16 +168,27 @@ class UploaderInput(StrictSerializer):
 
 
 class ProvenanceInput(StrictSerializer):
-    source_type = serializers.ChoiceField(choices=SOURCE_TYPES)
-    platform = optional(StrictCharField, max_length=256)
-    dataset = DatasetInput(required=False, allow_null=True)
-    location_url = optional(WebUrlField)
-    page_url = optional(WebUrlField)
-    collected_at = optional(ZonedDateTimeField)
-    publicly_available = optional(StrictBooleanField)
-    original_filename = optional(StrictCharField, max_length=2056)
-    uploaded_at = optional(ZonedDateTimeField)
-    uploader = UploaderInput(required=False, allow_null=True)
+    source_type = serializers.ChoiceField(choices=SOURCE_TYPES, help_text=(
+        "user_upload, storage_scan, web_crawl, third_party_dataset (a dataset that is not AI training data), "
+        "ai_training_data (a dataset gathered to train or evaluate models: give `dataset`), model_output (made by "
+        "our own generative model: give `generation`), other. Each is stated in incidentSummary/platform, "
+        "incidentDateTimeDescription and the report's and the file's additionalInfo; see docs/reports.md."))
+    platform = optional(StrictCharField, max_length=256, help_text="incidentSummary/platform (with the source's note).")
+    dataset = DatasetInput(required=False, allow_null=True, help_text="fileDetails/additionalInfo and the report's "
+                                                                      "additionalInfo.")
+    location_url = optional(WebUrlField, help_text="fileDetails/locationOfFile; internetDetails/webPageIncident/url when "
+                                                   "there is no page_url.")
+    page_url = optional(WebUrlField, help_text="internetDetails/webPageIncident/url (@thirdPartyHostedContent unless "
+                                               "the host is ours).")
+    collected_at = optional(ZonedDateTimeField, help_text="incidentSummary/incidentDateTime (when nothing earlier is "
+                                                          "known) and fileDetails/additionalInfo.")
+    publicly_available = optional(StrictBooleanField, help_text="fileDetails/publiclyAvailable.")
+    original_filename = optional(StrictCharField, max_length=2056, help_text="fileDetails/originalFileName.")
+    uploaded_at = optional(ZonedDateTimeField, help_text="fileDetails/uploadedToEspTimestamp; incidentDateTime.")
+    uploader = UploaderInput(required=False, allow_null=True, help_text="personOrUserReported; its Upload IP event also "
+                                                                        "fileDetails/ipCaptureEvent.")
+    generation = GenerationInput(required=False, allow_null=True, help_text="model_output: fileDetails/additionalInfo, "
+                                                                            "the report's additionalInfo, incidentDateTime.")
 
 
 class MetadataInput(StrictSerializer):
@@ -240,15 +271,30 @@ def provenance_missing(provenance: dict) -> list[str]:
     return missing
 
 
-# How each source type is said in a report (DESIGN §4: material that is not user content says so).
-SOURCE_TEXT = {
-    "user_upload": "uploaded by a user of our service",
-    "storage_scan": "found in storage on our service",
-    "web_crawl": "found by our crawler on the public web, not uploaded by a user of our service",
-    "third_party_dataset": "found in a third-party dataset (such as AI training data) that we obtained from a "
-                           "vendor, not uploaded by a user of our service",
-    "other": "found outside our users' content",
+# How each source type is said in a report (DESIGN §4: material that is not user content says
+# so plainly). One fixed sentence per source type, used word for word in every place NCMEC
+# reads: the platform's note, incidentDateTimeDescription and both additionalInfo texts.
+SOURCE_STATEMENT = {
+    "user_upload": "Uploaded by a user of our service.",
+    "storage_scan": "Found in storage on our service.",
+    "web_crawl": "Found by our crawler on the public web; not uploaded by a user of our service.",
+    "third_party_dataset": "Found in a third-party dataset that we obtained from a vendor; not uploaded by a user of "
+                           "our service.",
+    "ai_training_data": "Found in AI training data: a dataset gathered to train or evaluate AI models; not uploaded "
+                        "by a user of our service.",
+    "model_output": "Generated by our own generative AI model; not uploaded by a user of our service.",
+    "other": "Found outside our users' content.",
 }
+# The short form for incidentSummary/platform (which NCMEC limits to 256 characters).
+SOURCE_PLATFORM = {
+    "web_crawl": "web crawl, not user content",
+    "third_party_dataset": "third-party dataset, not user content",
+    "ai_training_data": "AI training data, not user content",
+    "model_output": "output of our own generative AI model, not user content",
+    "other": "not user content",
+}
+# Kept for callers that read the old name: the statement without its full stop, lower-cased.
+SOURCE_TEXT = {k: v[0].lower() + v[1:].rstrip(".") for k, v in SOURCE_STATEMENT.items()}
 
 
 def uploader_identity(provenance: dict) -> dict:
@@ -264,7 +310,22 @@ def upload_event(provenance: dict, *, timed: bool = False) -> dict | None:
 
 
 def dataset_text(dataset: dict) -> str:
+    """The dataset in words: name, version, vendor, record, how the vendor got it, and who
+    acquired it when (saying so when who or when was not given)."""
     facts = [f"{label} {dataset[key]}" for key, label in (
         ("name", "name"), ("version", "version"), ("vendor", "vendor"), ("record_id", "record"),
-        ("acquired_at", "acquired"), ("vendor_source", "the vendor got it from")) if dataset.get(key)]
+        ("vendor_source", "the vendor obtained it from")) if dataset.get(key)]
+    if dataset.get("acquired_by") or dataset.get("acquired_at"):
+        by = f"by {dataset['acquired_by']}" if dataset.get("acquired_by") else "(by whom was not given)"
+        facts.append(f"acquired {by}" + (f" on {dataset['acquired_at']}" if dataset.get("acquired_at") else ""))
     return "Dataset: " + ", ".join(facts) + "."
+
+
+def generation_text(generation: dict) -> str:
+    """model_output in words: which model, when, for which request, and whether a user prompted it."""
+    facts = [f"{label} {generation[key]}" for key, label in (
+        ("model_name", "model"), ("model_version", "version"), ("generated_at", "generated at"),
+        ("request_id", "request"), ("session_id", "session")) if generation.get(key)]
+    if generation.get("user_prompt") is not None:
+        facts.append("a user's prompt was involved" if generation["user_prompt"] else "no user prompt was involved")
+    return "Generation: " + ", ".join(facts) + "."

@@ -3,18 +3,20 @@
 these functions check the report's state and audit every change."""
 
 import hashlib
-from datetime import datetime
+from datetime import UTC
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import ProtectedError
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from ..audit import audit_record
-from ..cybertip.xml import clip
+
+# The incident fields are derived from the files whenever a draft is shown, checked or approved;
+# these names stay importable from here for the callers that read them.
+from ..cybertip.statements import NO_URL, OVERRIDABLE, incident_time, page_urls, report_defaults  # noqa: F401
+from ..cybertip.xml import MAX_TEXT
 from ..errors import Refused
-from ..intake.provenance import SOURCE_TEXT, dataset_text, provenance_missing, upload_event, uploader_identity
+from ..intake.provenance import provenance_missing, uploader_identity
 from ..models import Attestation, Item, Report, ReportFile, Submission
 from .lifecycle import draft_locked
 from .preservation import sending_guard
@@ -67,67 +69,7 @@ def _draft_build(actor) -> list[Report]:
         audit_record(actor=actor, action="report.file_added", subject=report, item_id=submission.item_id,
                      data={"submission": submission.pk})
         touched[report.pk] = report
-    for report in touched.values():
-        _defaults_refresh(report)
     return list(touched.values())
-
-
-def _defaults_refresh(report: Report) -> None:
-    """The fields a lead has not filled in yet, from the provenance of the report's files."""
-    files = list(report.files.select_related("submission"))
-    if not files:
-        return
-    proposed = report_defaults([f.submission for f in files])
-    changed = [name for name, value in proposed.items() if not getattr(report, name)]
-    for name in changed:
-        setattr(report, name, proposed[name])
-    if changed:
-        report.save(update_fields=changed)
-
-
-def _when(value) -> datetime | None:
-    return parse_datetime(value) if isinstance(value, str) else value
-
-
-def incident_time(submissions: list[Submission]) -> tuple[datetime | None, str]:
-    """The earliest known time of the incident, and how it was determined (never invented)."""
-    candidates = []
-    for s in submissions:
-        p = s.provenance
-        platform = p.get("platform") or "our service"
-        upload = upload_event(p, timed=True)
-        dataset = p.get("dataset") or {}
-        source = f" for the dataset {dataset['name']}" + (f" (vendor {dataset['vendor']})" if dataset.get("vendor") else "") \
-            if dataset.get("name") else ""
-        for value, how in (
-                (p.get("uploaded_at"), f"the time the file was uploaded to {platform}, as our service recorded it"),
-                (upload and upload["at"], "the time of the uploader's recorded upload IP event"),
-                (p.get("collected_at"), f"the time the file was collected from its source{source}, as recorded at "
-                                        f"collection; the file was {SOURCE_TEXT.get(p.get('source_type'), 'found')}"),
-                (s.observed_at, "the time our hash-matching scanner found the file; when it was uploaded or "
-                                "collected is not known")):
-            if value:
-                candidates.append((_when(value), how))
-                break
-    if not candidates:
-        return None, ""
-    when, how = min(candidates, key=lambda c: c[0])
-    return when, f"Earliest of the files in this report: {how}."
-
-
-def report_defaults(submissions: list[Submission]) -> dict:
-    when, how = incident_time(submissions)
-    platforms = sorted({s.provenance.get("platform") for s in submissions if s.provenance.get("platform")})
-    sources = sorted({s.provenance.get("source_type") for s in submissions})
-    platform = "; ".join(platforms) or settings.TSREVIEW_COMPANY_NAME
-    if set(sources) - {"user_upload", "storage_scan"}:
-        platform += " (material found in " + ", ".join(s.replace("_", " ") for s in sources) + ", not user content)"
-    info = [f"This report covers {len(submissions)} file(s), each confirmed by a human reviewer after a hash match."]
-    info += [f"Files {SOURCE_TEXT.get(s, s)}." for s in sources]
-    for dataset in sorted({tuple(sorted((s.provenance.get("dataset") or {}).items())) for s in submissions} - {()}):
-        info.append(dataset_text(dict(dataset)))
-    return {"incident_at": when, "incident_at_description": how, "platform": platform[:256],
-            "additional_info": clip(" ".join(info))}
 
 
 def report_files_withdraw(*, actor, item: Item) -> None:
@@ -146,23 +88,56 @@ def report_files_withdraw(*, actor, item: Item) -> None:
         _discard_if_empty(actor, report)
 
 
-REPORT_FIELDS = ("incident_type", "incident_at", "incident_at_description", "platform", "additional_info")
+REPORT_FIELDS = ("incident_type", *OVERRIDABLE, "annotations", "urgent_reason", "batched")
 
 
 def report_update(*, actor, report: Report, changes: dict) -> Report:
-    """A lead edits a draft's incident fields. Audited: report.updated with old and new values."""
+    """A lead edits a draft: the incident type, overrides of the derived incident fields (an
+    empty value goes back to the derived one), and the choices for reportAnnotations,
+    escalateToHighPriority and batchedReport. Audited: report.updated with old and new values."""
     if changes.get("incident_at") and changes["incident_at"] > timezone.now():
         raise Refused({"incident_at": "The incident time cannot be in the future."})
+    unknown = set(changes.get("annotations") or []) - set(Report.Annotation.values)
+    if unknown:
+        raise Refused({"annotations": f"Not a report annotation: {', '.join(sorted(unknown))}."})
+    if len((changes.get("urgent_reason") or "").strip()) > MAX_TEXT:
+        raise Refused({"urgent_reason": f"NCMEC accepts at most {MAX_TEXT} characters for the escalation reason."})
     with transaction.atomic():
         report = draft_locked(report)
-        old = {name: getattr(report, name) for name in REPORT_FIELDS if name in changes}
-        for name, value in changes.items():
-            if name in REPORT_FIELDS:
-                setattr(report, name, value)
-        report.save(update_fields=list(old))
-        audit_record(actor=actor, action="report.updated", subject=report,
-                     data={"old": old, "new": {name: changes[name] for name in old}})
+        if changes.get("batched") and report.files.count() < 2:
+            raise Refused({"batched": "A batch (viral, potential meme) needs many sightings; this draft has one."})
+        old, new = _report_changes(report, changes)
+        if old:
+            columns = [n for n in ("incident_type", "annotations", "urgent_reason", "batched") if n in old]
+            report.save(update_fields=columns + (["overrides"] if set(old) & set(OVERRIDABLE) else []))
+            audit_record(actor=actor, action="report.updated", subject=report, data={"old": old, "new": new})
     return report
+
+
+def _report_changes(report: Report, changes: dict) -> tuple[dict, dict]:
+    """Apply `changes` to the report in memory; returns the old and new values that differ."""
+    old, new = {}, {}
+    overrides = dict(report.overrides)
+    for name in OVERRIDABLE:
+        if name not in changes:
+            continue
+        value = changes[name]
+        value = value.astimezone(UTC).isoformat() if hasattr(value, "isoformat") else (value or "").strip() or None
+        if overrides.get(name) != value:
+            old[name], new[name] = overrides.get(name), value
+            if value is None:
+                overrides.pop(name, None)
+            else:
+                overrides[name] = value
+    report.overrides = overrides
+    for name in ("incident_type", "annotations", "urgent_reason", "batched"):
+        if name in changes:
+            value = sorted(changes[name]) if name == "annotations" else changes[name]
+            value = value.strip() if isinstance(value, str) else value
+            if getattr(report, name) != value:
+                old[name], new[name] = getattr(report, name), value
+                setattr(report, name, value)
+    return old, new
 
 
 def report_file_move(*, actor, report_file: ReportFile, target: Report | None) -> Report:
@@ -181,7 +156,6 @@ def report_file_move(*, actor, report_file: ReportFile, target: Report | None) -
         report_file.save(update_fields=["report"])
         audit_record(actor=actor, action="report.file_moved", subject=report_file, item_id=report_file.item_id,
                      data={"from": source.pk, "to": target.pk})
-        _defaults_refresh(target)
         _discard_if_empty(actor, source)
     return target
 
@@ -205,8 +179,11 @@ def report_attest(*, actor, report_file: ReportFile, field: str, reason: str) ->
         raise Refused({"reason": "Say why this information is not available."})
     with transaction.atomic():
         report_file = ReportFile.objects.select_for_update(no_key=True).select_related("submission").get(pk=report_file.pk)
-        draft_locked(report_file.report)
-        if field not in provenance_missing(report_file.submission.provenance):
+        report = draft_locked(report_file.report)
+        if field == NO_URL:
+            if page_urls(list(report.files.select_related("submission"))):
+                raise Refused({"field": "A URL is known for this report; nothing to attest."})
+        elif field not in provenance_missing(report_file.submission.provenance):
             raise Refused({"field": f"{field} is not a missing required field of this file."})
         if report_file.attestations.filter(field=field).exists():
             raise Refused({"field": f"{field} is already attested."})

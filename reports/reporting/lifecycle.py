@@ -9,11 +9,12 @@ import logging
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
 from django.utils import timezone
 
 from ..audit import audit_record
 from ..cybertip import submit
+from ..cybertip.statements import OVERRIDABLE, current_target, sightings_by_item
 from ..cybertip.xml import DocumentInvalid, SchemaUnavailable, document_check, file_details_document, report_document
 from ..errors import Refused
 from ..jobs import enqueue
@@ -25,6 +26,9 @@ from .preservation import holds_place
 log = logging.getLogger(__name__)
 # A lease on sending, so that two workers never run the steps of one report at once.
 SEND_LEASE = timedelta(minutes=10)
+# Celery priorities on Redis: lower goes first. An urgent report (escalateToHighPriority) is sent
+# ahead of every other report.
+URGENT_PRIORITY, REPORT_PRIORITY = 0, 6
 
 
 def _locked_in(report: Report, state: str, refusal: str) -> Report:
@@ -50,32 +54,42 @@ def _move(report: Report, new: str, **fields) -> None:
 
 def report_approve(*, actor, report: Report) -> Report:
     """A lead approves a draft for sending. Refused while anything required is missing and not
-    attested, or when the documents do not validate against NCMEC's schema. The validated
-    documents are kept: what is sent is what was approved. Audited: report.approved; the
-    sending task is queued when the transaction commits."""
+    attested, or when the documents do not validate against NCMEC's schema and its documented
+    limits. The documents are built from the facts as they are now; the validated documents,
+    the incident fields they state and the target (test or production, base URL, credentials)
+    are kept: what is sent is what was approved, where it was approved to go. Audited:
+    report.approved; the sending task is queued when the transaction commits."""
     with transaction.atomic():
         report = draft_locked(report)
         checklist = report_checklist(report)
         if checklist.blocking:
             raise Refused({"checklist": "Complete or attest every missing item first."})
         files = [check.report_file for check in checklist.files]
+        target = current_target()
+        report.cybertip_target = target["cybertip_target"]  # read by priorCTReports while building
         try:
             document = document_check(report_document(report, files)).decode()
-            for report_file in files:
-                report_file.details_xml = document_check(file_details_document(report_file)).decode()
+            for group in sightings_by_item(files).values():
+                details = document_check(file_details_document(group[0], sightings=group)).decode()
+                for report_file in group:  # a second sighting of the same bytes is sent in the first's
+                    report_file.details_xml = details
         except (DocumentInvalid, SchemaUnavailable) as exc:
             raise Refused({"xml": "; ".join(getattr(exc, "errors", [str(exc)]))}) from None
         ReportFile.objects.bulk_update(files, ["details_xml"], batch_size=500)
+        stated = {name: checklist.fields[name].value for name in OVERRIDABLE}
         _move(report, Report.State.APPROVED, report_xml=document, approved_by=actor, approved_at=timezone.now(),
-              fully_actionable=checklist.fully_actionable, failure="", attempts=0)
+              fully_actionable=checklist.fully_actionable, failure="", attempts=0, **stated, **target)
         audit_record(actor=actor, action="report.approved", subject=report,
-                     data={"files": len(checklist.files), "fully_actionable": report.fully_actionable})
+                     data={"files": len(checklist.files), "fully_actionable": report.fully_actionable,
+                           "target": target["cybertip_target"], "base_url": target["cybertip_base_url"],
+                           "overridden": sorted(report.overrides), "urgent": report.urgent})
         transaction.on_commit(lambda: report_send_enqueue(report.pk))
     return report
 
 
 def report_send_enqueue(report_id: int) -> None:
-    enqueue("report_send_task", report_id)
+    urgent = Report.objects.filter(pk=report_id).exclude(urgent_reason="").exists()
+    enqueue("report_send_task", report_id, priority=URGENT_PRIORITY if urgent else REPORT_PRIORITY)
 
 
 def report_retry(*, actor, report: Report) -> Report:
@@ -94,7 +108,11 @@ def report_reopen(*, actor, report: Report) -> Report:
     with transaction.atomic():
         report = _locked_in(report, Report.State.FAILED, "Only a failed report can be reopened.")
         old_id = report.ncmec_report_id
-        _move(report, Report.State.DRAFT, ncmec_report_id=None, report_xml="", submit_started_at=None)
+        # A /submit whose id was never saved may have left an unfinished report at NCMEC: keep saying so.
+        orphan = report.submit_intent_at if report.may_exist_unfinished else report.orphan_submit_at
+        _move(report, Report.State.DRAFT, ncmec_report_id=None, report_xml="", submit_intent_at=None,
+              submit_started_at=None,
+              orphan_submit_at=orphan, cybertip_target="", cybertip_base_url="", cybertip_credentials="")
         report.files.update(details_xml="", ncmec_file_id="", uploaded_at=None, fileinfo_at=None)
         audit_record(actor=actor, action="report.reopened", subject=report, data={"old_ncmec_report_id": old_id})
     return report
@@ -227,4 +245,5 @@ def reports_to_resume() -> list[int]:
     never reached the broker (approved minutes ago, never attempted)."""
     now = timezone.now()
     return list(Report.objects.filter(state=Report.State.APPROVED).filter(
-        Q(send_lease_until__lt=now) | Q(attempts=0, approved_at__lt=now - timedelta(minutes=5))).values_list("pk", flat=True))
+        Q(send_lease_until__lt=now) | Q(attempts=0, approved_at__lt=now - timedelta(minutes=5)))
+        .order_by(ExpressionWrapper(Q(urgent_reason=""), output_field=BooleanField()), "approved_at").values_list("pk", flat=True))  # urgent ones first

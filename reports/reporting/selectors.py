@@ -15,8 +15,10 @@ def unreported_sightings():
 
 def submission_report_id(submission: Submission) -> int | None:
     """For the scanner API: the NCMEC id of a finished report with this sighting, else with another
-    sighting of its item by the same scanner (never a report of another scanner's sighting)."""
-    finished = ReportFile.objects.filter(report__state=Report.State.FINISHED).order_by("report__finished_at")
+    sighting of its item by the same scanner (never a report of another scanner's sighting).
+    A report to NCMEC's test service is not a report: the scanner is not told of it."""
+    finished = (ReportFile.objects.filter(report__state=Report.State.FINISHED).exclude(report__cybertip_target="test")
+                .order_by("report__finished_at"))
     own = finished.filter(submission=submission).values_list("report__ncmec_report_id", flat=True).first()
     return own or finished.filter(item_id=submission.item_id, submission__scanner_id=submission.scanner_id).values_list(
         "report__ncmec_report_id", flat=True).first()

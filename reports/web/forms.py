@@ -91,22 +91,40 @@ class OverturnForm(forms.Form):
 
 # --- The lead's report pages -----------------------------------------------------------------
 
-class ReportForm(forms.ModelForm):
-    class Meta:
-        model = Report
-        fields = ["incident_type", "incident_at", "incident_at_description", "platform", "additional_info"]
-        labels = {"incident_at": "Incident date and time (with time zone)",
-                  "incident_at_description": "How the incident time was determined"}
-        widgets = {
-            "incident_at": forms.TextInput(attrs={"placeholder": "2026-09-14T03:12:00+00:00"}),
-            "incident_at_description": forms.Textarea(attrs={"rows": 2, "maxlength": 3000}),
-            "additional_info": forms.Textarea(attrs={"rows": 4, "maxlength": 3000}),
-        }
+class ReportForm(forms.Form):
+    """A lead's edits of a draft. The incident fields are derived from the files; a value typed
+    here is an explicit override (shown as such), and an empty box goes back to the derived text."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["incident_at"].required = True
-        self.fields["incident_at_description"].required = True
+    incident_type = forms.ChoiceField(choices=Report.IncidentType.choices)
+    incident_at = forms.DateTimeField(required=False, label="Incident date and time (override, with time zone)",
+                                      widget=forms.TextInput(attrs={"placeholder": "derived from the files"}))
+    incident_at_description = forms.CharField(required=False, label="How the incident time was determined (override)",
+                                              widget=forms.Textarea(attrs={"rows": 2, "placeholder": "derived from the files"}))
+    platform = forms.CharField(required=False, label="Platform (override)",
+                               widget=forms.TextInput(attrs={"placeholder": "derived from the files"}))
+    additional_info = forms.CharField(required=False, label="Additional information (override)",
+                                      widget=forms.Textarea(attrs={"rows": 4, "placeholder": "derived from the files"}))
+    annotations = forms.MultipleChoiceField(choices=Report.Annotation.choices, required=False,
+                                            widget=forms.CheckboxSelectMultiple, label="Report annotations")
+    urgent = forms.BooleanField(required=False, label="Urgent: immediate risk to a child (sent ahead of other reports)")
+    urgent_reason = forms.CharField(required=False, max_length=3000, label="Why it is urgent (escalateToHighPriority)",
+                                    widget=forms.Textarea(attrs={"rows": 2, "maxlength": 3000}))
+    batched = forms.BooleanField(required=False, label="Batch of sightings of widely shared material (viral, potential meme)")
+
+    @classmethod
+    def for_report(cls, report: Report):
+        initial = {"incident_type": report.incident_type, **report.overrides, "annotations": report.annotations,
+                   "urgent": report.urgent, "urgent_reason": report.urgent_reason, "batched": report.batched}
+        return cls(initial=initial)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("urgent") and not (data.get("urgent_reason") or "").strip():
+            self.add_error("urgent_reason", "Say why the report is urgent: NCMEC reads this text.")
+        if not data.get("urgent"):
+            data["urgent_reason"] = ""
+        data.pop("urgent", None)
+        return data
 
 
 class AttestForm(forms.Form):

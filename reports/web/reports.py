@@ -9,7 +9,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .. import access
 from ..access import lead_required
-from ..cybertip.xml import file_details_document, to_bytes
+from ..cybertip.statements import NO_URL, current_target
 from ..errors import Refused
 from ..models import Report, ReportFile
 from ..reporting import checklist, drafting, lifecycle, preservation, selectors
@@ -54,23 +54,26 @@ def report_build(request):
     return redirect("report-list")
 
 
-def _files_xml(report: Report, files: list[ReportFile]) -> list[tuple[ReportFile, str]]:
+def _files_xml(report: Report, files: list[ReportFile]) -> list[tuple[ReportFile, str, list[str], ReportFile | None]]:
     if report.state == Report.State.DRAFT:
-        return [(f, to_bytes(file_details_document(f)).decode()) for f in files]
-    return [(f, f.details_xml) for f in files]
+        return checklist.files_preview(files)
+    return [(f, f.details_xml, [], None) for f in files]
 
 
 def _detail_context(report: Report, form) -> dict:
     checks = checklist.report_checklist(report)
+    files = [check.report_file for check in checks.files]
     if report.state == Report.State.DRAFT:
-        document, problems = checklist.report_preview(report, [check.report_file for check in checks.files])
+        document, problems = checklist.report_preview(report, files)
         document = document.decode()
     else:
         document, problems = report.report_xml, []
-    files = [check.report_file for check in checks.files]
+    files_xml = _files_xml(report, files)
     return {
-        "report": report, "form": form, "checklist": checks, "document": document, "problems": problems,
-        "files_xml": _files_xml(report, files),
+        "report": report, "form": form, "checklist": checks, "document": document,
+        "problems": problems + [f"File {f.item_id}: {p}" for f, _, file_problems, _ in files_xml for p in file_problems],
+        "files_xml": files_xml, "no_url_field": NO_URL,
+        "target": current_target() if report.state == Report.State.DRAFT else None,
         "drafts": selectors.other_drafts(report),
         "calls": selectors.report_calls(report),
         "holds": selectors.report_holds(report),
@@ -82,14 +85,14 @@ def _detail_context(report: Report, form) -> dict:
 @lead_required
 def report_detail(request, report_id):
     report = access.report_for_lead(report_id)
-    return render(request, "reports/report_detail.html", _detail_context(report, ReportForm(instance=report)))
+    return render(request, "reports/report_detail.html", _detail_context(report, ReportForm.for_report(report)))
 
 
 @require_POST
 @lead_required
 def report_edit(request, report_id):
     report = access.report_for_lead(report_id)
-    form = ReportForm(request.POST, instance=access.report_for_lead(report.pk))  # a copy: the form writes to it
+    form = ReportForm(request.POST)
     if form.is_valid():
         try:
             drafting.report_update(actor=request.user, report=report, changes=form.cleaned_data)
@@ -141,7 +144,8 @@ def report_xml(request, report_id):
     context = _detail_context(report, None)
     body, name = context["document"], f"report-{report.pk}.xml"
     if request.GET.get("file"):
-        body = next((xml for f, xml in context["files_xml"] if str(f.pk) == request.GET["file"]), None)
+        row = next((row for row in context["files_xml"] if str(row[0].pk) == request.GET["file"]), None)
+        body = (row[1] or next(r[1] for r in context["files_xml"] if r[0] == row[3])) if row else None
         if body is None:
             return HttpResponse("No such file in this report.", status=404, content_type="text/plain")
         name = f"report-{report.pk}-file-{request.GET['file']}.xml"
