@@ -218,7 +218,12 @@ def video_previews_make(data, *, limit: int) -> tuple[dict[str, bytes], list[flo
     ("frame-NN-still", for a reveal: never the video itself); the frames' times; and the
     PDQ of each sampled frame (tsreview's stand-in for vPDQ: a scanner's vpdq match is shown
     as the scanner reported it, and these let near-duplicate videos be found by their frames)."""
-    sampled = frames_sample(data, limit=limit)
+    return frames_derivatives(frames_sample(data, limit=limit))
+
+
+def frames_derivatives(sampled: list[tuple[float, Image.Image]]) -> tuple[dict[str, bytes], list[float], list[str]]:
+    """video_previews_make's derivatives from sampled (time, frame) pairs, of a video or of an
+    animated picture (intake.animation)."""
     images = [image for _, image in sampled]
     small = [_small(image) for image in images]  # one cheap reduction; every derivative but the still is smaller
     previews = blurred_set(_sheet([image.convert("L") for image in small]))

@@ -43,8 +43,8 @@ def original_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: i
     """The original for a deliberate reveal; the caller has passed item_for_user. Returns the
     bytes, their type and the ViewEvent (its length comes later from the page).
 
-    For a video, the still of one sampled frame (`frame`, the first by default) at natural
-    size: the video's own bytes never reach a browser. Refused at today's exposure cap
+    For moving media (a video, an animated picture), the still of one sampled frame (`frame`,
+    the first by default) at natural size: the file's own bytes never reach a browser. Refused at today's exposure cap
     (CapReached). Where the policy does not allow colour, the browser gets a greyscale rendering
     at natural size, never the colour bytes. Counts a reveal. Audited: media.original, saying
     which rendering (and frame) was sent."""
@@ -53,7 +53,7 @@ def original_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: i
     policy = WellnessPolicy.current()
     if cap_reached(exposure_today(user), policy):
         raise CapReached
-    if item.is_video:
+    if item.is_moving:
         frame = frame or 0
         still = item.previews.get(f"frame-{frame:02d}-still")
         if still is None:  # no such frame, or the stills are not made yet
