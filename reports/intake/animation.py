@@ -26,6 +26,7 @@ def animation_frames_sample(data: bytes, *, limit: int) -> list[tuple[float, Ima
     try:
         durations = []
         for frame in ImageSequence.Iterator(image):
+            frame.load()  # WebP says a frame's duration once it is decoded
             duration = frame.info.get("duration") or 0
             durations.append(duration / 1000 if duration > 10 else DEFAULT_FRAME_MS / 1000)
         total = sum(durations)
@@ -36,11 +37,13 @@ def animation_frames_sample(data: bytes, *, limit: int) -> list[tuple[float, Ima
             tiny = _tiny(rgb)
             change = float(np.abs(tiny - previous).mean()) if previous is not None else 0.0
             previous = tiny
-            regular = t >= next_regular
+            # A frame is taken when it is the one on screen at the next regular time (a frame
+            # shown for long is taken even when it starts just before that time).
+            regular = t + durations[n] > next_regular
             if regular or change >= SCENE_CHANGE:
                 chosen.append((t, change if not regular else math.inf, rgb))
-                if regular:
-                    next_regular = t + interval
+                while next_regular < t + durations[n]:
+                    next_regular += interval
             if len(chosen) > 2 * limit:
                 chosen = _thin(chosen, limit)
             t += durations[n]

@@ -18,8 +18,6 @@ from django.conf import settings
 
 from .media import ImageFacts, MediaRejected
 
-# The child's result, or why there is none, comes back in this many seconds of wall time at
-# most (a file can block without using CPU, e.g. on a stalled read): CPU limit × 4 + 30.
 _context = None
 
 
@@ -43,47 +41,54 @@ def _config() -> dict:
     return {name: getattr(settings, name) for name in dir(settings) if name.startswith("TSREVIEW_")}
 
 
-def limited(job: str, *args, memory: int | None = None, cpu: int | None = None):
-    """Run decode_child.JOBS[job](*args) in a fresh child under TSREVIEW_DECODE_MEMORY_BYTES
-    of address space and TSREVIEW_DECODE_CPU_SECONDS of CPU. Returns (its result, the child's
-    peak resident memory in bytes). MediaRejected raised in the child is raised here as it
-    was; DecodeFailed says which limit was broken, or what failed."""
+def child_run(job: str, *args, memory: int, cpu: int) -> tuple[str, object, int, int | None]:
+    """Run decode_child.JOBS[job](*args) in a fresh child under `memory` bytes of address space
+    and `cpu` seconds of CPU. Returns what it sent back, (kind, value, its peak resident memory
+    in bytes), with its exit code; kind is "ok", "rejected", "memory", "failed", or "died"
+    when it sent nothing (a limit's signal, a crash) or "timeout"."""
     from . import decode_child
 
-    memory = memory or settings.TSREVIEW_DECODE_MEMORY_BYTES
-    cpu = cpu or settings.TSREVIEW_DECODE_CPU_SECONDS
     wall = cpu * 4 + 30
     reader, writer = _ctx().Pipe(duplex=False)
     child = _ctx().Process(target=decode_child.run, args=(writer, job, args, memory, cpu, _config()), daemon=True)
     child.start()
     writer.close()
+    outcome = ("timeout", wall, 0)
     try:
-        if not reader.poll(wall):
-            child.kill()
-            raise DecodeFailed(f"decoding took longer than {wall} s of wall time")
-        try:
-            outcome = reader.recv()
-        except EOFError:  # died without a word: killed by a limit, or crashed
-            outcome = None
+        if reader.poll(wall):
+            try:
+                outcome = reader.recv()
+            except EOFError:  # died without a word: killed by a limit, or crashed
+                outcome = ("died", None, 0)
     finally:
         reader.close()
+        if outcome[0] == "timeout":
+            child.kill()
         child.join(5)
         if child.exitcode is None:
             child.kill()
             child.join()
-    if outcome is None:
-        if child.exitcode in (-9, -24):  # SIGKILL / SIGXCPU: the CPU-time limit
-            raise DecodeFailed(f"decoding used more than its {cpu} s of CPU time (TSREVIEW_DECODE_CPU_SECONDS)")
-        raise DecodeFailed(f"decoding failed within its limits ({memory} bytes of memory, {cpu} s of CPU): "
-                           f"the decoder stopped (exit {child.exitcode})")
-    kind, value, peak = outcome
+    return (*outcome, child.exitcode)
+
+
+def limited(job: str, *args):
+    """child_run under TSREVIEW_DECODE_MEMORY_BYTES and TSREVIEW_DECODE_CPU_SECONDS. Returns
+    (the job's result, the child's peak resident memory in bytes). MediaRejected raised in the
+    child is raised here as it was; DecodeFailed says which limit was broken, or what failed."""
+    memory, cpu = settings.TSREVIEW_DECODE_MEMORY_BYTES, settings.TSREVIEW_DECODE_CPU_SECONDS
+    kind, value, peak, exitcode = child_run(job, *args, memory=memory, cpu=cpu)
     if kind == "ok":
         return value, peak
     if kind == "rejected":
         raise MediaRejected(*value)
+    if kind == "timeout":
+        raise DecodeFailed(f"decoding took longer than {value} s of wall time")
     if kind == "memory":
         raise DecodeFailed(f"decoding needed more than its {memory} bytes of memory (TSREVIEW_DECODE_MEMORY_BYTES)")
-    raise DecodeFailed(f"decoding failed within its limits ({memory} bytes of memory, {cpu} s of CPU): {value}")
+    if kind == "died" and exitcode in (-9, -24):  # SIGKILL / SIGXCPU: the CPU-time limit
+        raise DecodeFailed(f"decoding used more than its {cpu} s of CPU time (TSREVIEW_DECODE_CPU_SECONDS)")
+    detail = value if kind == "failed" else f"the decoder stopped (exit {exitcode})"
+    raise DecodeFailed(f"decoding failed within its limits ({memory} bytes of memory, {cpu} s of CPU): {detail}")
 
 
 def video_previews_limited(blob: str):

@@ -46,9 +46,9 @@ def peak_bytes() -> int:
 def run(conn, job: str, args: tuple, memory: int, cpu: int, config: dict) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
-    for name, value in config.items():
-        setattr(settings, name, value)
     try:
+        for name, value in config.items():
+            setattr(settings, name, value)
         outcome = ("ok", JOBS[job](*args))
     except MediaRejected as exc:
         outcome = ("rejected", (exc.status, exc.message))

@@ -43,8 +43,10 @@ def _mime(data: bytes) -> str:
 def _open(source):
     """A container from bytes or from a seekable file (a stored upload read chunk by chunk)."""
     try:
+        # max_pixels: FFmpeg's decoders refuse a larger frame before allocating it, also while
+        # the container is probed (which decodes a frame), before _probe can check the size.
         return av.open(io.BytesIO(source) if isinstance(source, bytes) else source, mode="r",
-                       options={"probesize": "5000000"})
+                       options={"probesize": "5000000", "max_pixels": str(settings.TSREVIEW_VIDEO_MAX_PIXELS)})
     except (av.FFmpegError, ValueError, OSError, EOFError):
         raise MediaRejected(400, "video data is truncated or corrupt (no readable container)") from None
 
@@ -75,7 +77,7 @@ def _probe(container) -> Probe:
         raise MediaRejected(415, f"video codec {codec or 'unknown'} is not supported: H.264, HEVC, VP8, VP9 or AV1")
     width, height = stream.codec_context.width, stream.codec_context.height
     if not width or not height:
-        raise MediaRejected(400, "video stream declares no frame size")
+        raise MediaRejected(400, "video stream declares no frame size the decoder accepts (none, or beyond its limits)")
     if width * height > settings.TSREVIEW_VIDEO_MAX_PIXELS:
         raise MediaRejected(413, f"frames of {width}×{height} exceed the limit (TSREVIEW_VIDEO_MAX_PIXELS) of "
                                  f"{settings.TSREVIEW_VIDEO_MAX_PIXELS} pixels")
@@ -108,7 +110,9 @@ def _first_frame(probe: Probe) -> Image.Image:
     try:
         for frame in probe.container.decode(probe.stream):
             return frame.to_image()
-    except (av.FFmpegError, ValueError, OSError, EOFError, MemoryError):
+    except MemoryError:  # FFmpeg's ENOMEM too: a limit, not a corrupt file (intake.decode says which)
+        raise
+    except (av.FFmpegError, ValueError, OSError, EOFError):
         pass
     raise MediaRejected(400, "no frame of the video decodes (truncated or corrupt)")
 
