@@ -43,9 +43,10 @@ def _config() -> dict:
 
 def child_run(job: str, *args, memory: int, cpu: int) -> tuple[str, object, int, int | None]:
     """Run decode_child.JOBS[job](*args) in a fresh child under `memory` bytes of address space
-    and `cpu` seconds of CPU. Returns what it sent back, (kind, value, its peak resident memory
-    in bytes), with its exit code; kind is "ok", "rejected", "memory", "failed", or "died"
-    when it sent nothing (a limit's signal, a crash) or "timeout"."""
+    and `cpu` seconds of CPU. Returns what it sent back, (kind, value, what it used: {"peak":
+    its peak resident memory in bytes, "cpu": its CPU seconds}), with its exit code; kind is
+    "ok", "rejected", "memory", "failed", or "died" when it sent nothing (a limit's signal, a
+    crash) or "timeout"."""
     from . import decode_child
 
     wall = cpu * 4 + 30
@@ -53,13 +54,13 @@ def child_run(job: str, *args, memory: int, cpu: int) -> tuple[str, object, int,
     child = _ctx().Process(target=decode_child.run, args=(writer, job, args, memory, cpu, _config()), daemon=True)
     child.start()
     writer.close()
-    outcome = ("timeout", wall, 0)
+    outcome = ("timeout", wall, {})
     try:
         if reader.poll(wall):
             try:
                 outcome = reader.recv()
             except EOFError:  # died without a word: killed by a limit, or crashed
-                outcome = ("died", None, 0)
+                outcome = ("died", None, {})
     finally:
         reader.close()
         if outcome[0] == "timeout":
@@ -73,12 +74,12 @@ def child_run(job: str, *args, memory: int, cpu: int) -> tuple[str, object, int,
 
 def limited(job: str, *args):
     """child_run under TSREVIEW_DECODE_MEMORY_BYTES and TSREVIEW_DECODE_CPU_SECONDS. Returns
-    (the job's result, the child's peak resident memory in bytes). MediaRejected raised in the
+    (the job's result, what the child used: {"peak": bytes, "cpu": seconds}). MediaRejected raised in the
     child is raised here as it was; DecodeFailed says which limit was broken, or what failed."""
     memory, cpu = settings.TSREVIEW_DECODE_MEMORY_BYTES, settings.TSREVIEW_DECODE_CPU_SECONDS
-    kind, value, peak, exitcode = child_run(job, *args, memory=memory, cpu=cpu)
+    kind, value, used, exitcode = child_run(job, *args, memory=memory, cpu=cpu)
     if kind == "ok":
-        return value, peak
+        return value, used
     if kind == "rejected":
         raise MediaRejected(*value)
     if kind == "timeout":
@@ -91,13 +92,16 @@ def limited(job: str, *args):
     raise DecodeFailed(f"decoding failed within its limits ({memory} bytes of memory, {cpu} s of CPU): {detail}")
 
 
-def video_previews_limited(blob: str):
+def video_previews_limited(blob: str, *, used: dict | None = None):
     """intake.video.video_previews_make of a stored video, in a limited child; DecodeFailed if
-    it breaks a limit or fails (MediaRejected counts as failing: nothing could be made)."""
+    it breaks a limit or fails (MediaRejected counts as failing: nothing could be made). What
+    the child used is put in `used` when given."""
     try:
-        result, _ = limited("video_previews", blob, settings.TSREVIEW_VIDEO_SAMPLED_FRAMES)
+        result, usage = limited("video_previews", blob, settings.TSREVIEW_VIDEO_SAMPLED_FRAMES)
     except MediaRejected as exc:
         raise DecodeFailed(exc.message) from None
+    if used is not None:
+        used.update(usage)
     return result
 
 

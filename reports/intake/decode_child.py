@@ -34,13 +34,15 @@ def _video_inspect(blob: str, head: bytes, size: int, digests: dict, claimed_typ
 JOBS = {"video_previews": _video_previews, "animation_previews": _animation_previews, "video_inspect": _video_inspect}
 
 
-def peak_bytes() -> int:
-    """This process's peak resident memory (VmHWM), in bytes."""
+def usage() -> dict:
+    """What this child used: its peak resident memory (VmHWM) in bytes, its CPU seconds."""
+    times = resource.getrusage(resource.RUSAGE_SELF)
+    peak = 0
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    return 0
+                peak = int(line.split()[1]) * 1024
+    return {"peak": peak, "cpu": round(times.ru_utime + times.ru_stime, 3)}
 
 
 def run(conn, job: str, args: tuple, memory: int, cpu: int, config: dict) -> None:
@@ -57,7 +59,7 @@ def run(conn, job: str, args: tuple, memory: int, cpu: int, config: dict) -> Non
     except Exception as exc:  # noqa: BLE001 - any other failure is reported, never raised into the parent
         outcome = ("failed", f"{type(exc).__name__}: {str(exc)[:200]}")
     try:
-        conn.send((*outcome, peak_bytes()))
+        conn.send((*outcome, usage()))
     except MemoryError:
-        conn.send(("memory", None, peak_bytes()))
+        conn.send(("memory", None, usage()))
     conn.close()

@@ -7,6 +7,8 @@ file is accepted only when a frame of it decodes."""
 import hashlib
 import io
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -77,7 +79,10 @@ def _probe(container) -> Probe:
         raise MediaRejected(415, f"video codec {codec or 'unknown'} is not supported: H.264, HEVC, VP8, VP9 or AV1")
     width, height = stream.codec_context.width, stream.codec_context.height
     if not width or not height:
-        raise MediaRejected(400, "video stream declares no frame size the decoder accepts (none, or beyond its limits)")
+        # FFmpeg leaves the size unset when its decoder refused it while probing: over max_pixels
+        # (our limit, given in _open), or beyond its own bounds (e.g. 100000 × 100000).
+        raise MediaRejected(413, "video stream declares no frame size the decoder accepts: none, or more than the "
+                                 f"limit (TSREVIEW_VIDEO_MAX_PIXELS) of {settings.TSREVIEW_VIDEO_MAX_PIXELS} pixels")
     if width * height > settings.TSREVIEW_VIDEO_MAX_PIXELS:
         raise MediaRejected(413, f"frames of {width}×{height} exceed the limit (TSREVIEW_VIDEO_MAX_PIXELS) of "
                                  f"{settings.TSREVIEW_VIDEO_MAX_PIXELS} pixels")
@@ -229,12 +234,21 @@ def frames_derivatives(sampled: list[tuple[float, Image.Image]]) -> tuple[dict[s
     """video_previews_make's derivatives from sampled (time, frame) pairs, of a video or of an
     animated picture (intake.animation)."""
     images = [image for _, image in sampled]
-    small = [_small(image) for image in images]  # one cheap reduction; every derivative but the still is smaller
-    previews = blurred_set(_sheet([image.convert("L") for image in small]))
-    for n, (image, reduced) in enumerate(zip(images, small, strict=True)):
-        previews.update(blurred_set(reduced.convert("L"), prefix=f"frame-{n:02d}-", thumb=False))
-        previews[f"frame-{n:02d}-still"] = _still(image)
-    return previews, [t for t, _ in sampled], [pdq_hash(image)[0] for image in small]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # Pillow and PDQ let go of the GIL
+        small = list(pool.map(_small, images))  # one cheap reduction; every derivative but the still is smaller
+        sheet = pool.submit(lambda: blurred_set(_sheet([image.convert("L") for image in small])))
+        made = list(pool.map(_frame_derivatives, range(len(images)), images, small))
+    previews = sheet.result()
+    for views in made:
+        previews.update(views[0])
+    return previews, [t for t, _ in sampled], [pdq for _, pdq in made]
+
+
+def _frame_derivatives(n: int, image: Image.Image, reduced: Image.Image) -> tuple[dict[str, bytes], str]:
+    """One sampled frame's blurred greyscale views, its still at natural size, and its PDQ."""
+    views = blurred_set(reduced.convert("L"), prefix=f"frame-{n:02d}-", thumb=False)
+    views[f"frame-{n:02d}-still"] = _still(image)
+    return views, pdq_hash(reduced)[0]
 
 
 def _small(image: Image.Image) -> Image.Image:
