@@ -349,3 +349,24 @@ def test_a_video_polyglot_is_reviewed_as_video_and_its_bytes_never_reach_a_page(
     response = rita.post(f"/media/{item.pk}/original/", {"mode": "hold", "frame": "0"})
     assert response["Content-Type"] == "image/jpeg" and b"<script>" not in response.content
     assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
+
+
+def test_a_scanners_vpdq_and_tmk_matches_are_shown_with_their_distance(api, mp4, rita, reviewer, settings):
+    """tsreview computes no vPDQ of its own (the vpdq package has no wheel; docs/architecture.md):
+    a scanner's vpdq and tmk_pdqf matches are kept and shown as it reported them, distance and
+    threshold included, beside the PDQ of each sampled frame tsreview keeps."""
+    import re
+
+    settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
+    metadata = make_metadata("video/vpdq-shown")
+    metadata["matches"] = [
+        {"hash_type": "vpdq", "hash_value": "ab" * 32, "list": "NCMEC", "list_entry_id": "v-7", "distance": 14, "threshold": 31},
+        {"hash_type": "tmk_pdqf", "hash_value": "cd" * 40, "list": "Partner", "distance": 0.93, "threshold": 0.7},
+    ]
+    assert push(api, mp4, metadata, content_type="video/mp4").status_code == 201
+    item = item_previews_make(item_id=Item.objects.get().pk)
+    assert len(item.frame_pdqs) == len(item.frame_times) >= 2
+    queue.item_claim(user=reviewer)
+    page = re.sub(r"\s+", " ", rita.get(f"/review/{item.pk}/").content.decode())
+    assert re.search(r'<td>NCMEC</td><td title="(ab){32}">vpdq</td> <td>14 / 31</td>', page)
+    assert re.search(r'<td>Partner</td><td title="(cd){40}">tmk_pdqf</td> <td>0.93 / 0.7</td>', page)  # not rounded to 0.9
