@@ -114,3 +114,16 @@ def test_an_animated_picture_whose_decoding_breaks_the_memory_limit_goes_to_a_le
     item = item_previews_make(item_id=Item.objects.get().pk)
     assert item.state == Item.State.ESCALATED and item.previews == {}
     assert "TSREVIEW_DECODE_MEMORY_BYTES" in item.unreviewable_reason, item.unreviewable_reason
+
+
+def test_the_demo_seeds_two_videos_and_an_animated_gif_as_moving_media(scanner_token, media_root):
+    """`make run`'s seeding (devtools.demo) pushes two synthetic videos and an animated GIF;
+    each gets the frame strip, so a newcomer sees the video page at once."""
+    from devtools.demo import moving_push
+    from reports.models import Scanner
+
+    assert moving_push(Scanner.objects.get(), start=40) == 3
+    items = [item_previews_make(item_id=pk) for pk in Item.objects.order_by("pk").values_list("pk", flat=True)]
+    assert [(i.mime_type, i.is_video, i.is_moving) for i in items] == [
+        ("video/mp4", True, True), ("video/webm", True, True), ("image/gif", False, True)]
+    assert all(i.state == Item.State.QUEUED and len(i.frame_times) >= 3 and "frame-00-still" in i.previews for i in items)
