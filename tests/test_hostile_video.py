@@ -118,3 +118,18 @@ def test_the_decoding_child_needs_little_memory_on_every_hostile_video(made, med
     print(f"\nchild peak resident memory (MB) under a {memory >> 20} MB limit:",
           {name: peak >> 20 for name, peak in peaks.items()})
     assert all(0 < peak < min(200 * 1024 ** 2, memory) for peak in peaks.values()), peaks
+
+
+def test_decoding_works_from_a_daemonic_process_as_a_celery_prefork_worker_is(monkeypatch, media_root, settings):
+    """Celery's prefork pool marks its worker processes daemonic, and multiprocessing refuses
+    children to those; the decoding child (forked by the forkserver) must start anyway."""
+    import multiprocessing
+
+    from devtools.synthetic import synthetic_video
+
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
+    writer = media_store().writer(kind="originals")
+    writer.write(synthetic_video(45, seconds=1))
+    previews, times, pdqs = decode.video_previews_limited(writer.finish())
+    assert times and "frame-00-still" in previews and len(pdqs) == len(times)
+    assert multiprocessing.current_process()._config["daemon"] is True

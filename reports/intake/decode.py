@@ -35,6 +35,15 @@ def _ctx():
     return _context
 
 
+def warm() -> None:
+    """Start this process's forkserver now rather than at its first file (a Celery worker
+    process does at start: tsreview/celery.py)."""
+    from multiprocessing import forkserver
+
+    _ctx()
+    forkserver.ensure_running()
+
+
 def _config() -> dict:
     """The settings the child needs (limits, the media store's place and keys), as this
     process has them now: a forkserver started earlier does not see later changes."""
@@ -52,7 +61,16 @@ def child_run(job: str, *args, memory: int, cpu: int) -> tuple[str, object, int,
     wall = cpu * 4 + 30
     reader, writer = _ctx().Pipe(duplex=False)
     child = _ctx().Process(target=decode_child.run, args=(writer, job, args, memory, cpu, _config()), daemon=True)
-    child.start()
+    # A Celery prefork worker process counts as daemonic, and multiprocessing refuses children to
+    # those (lest they outlive it). This child is forked by the forkserver, not by this process,
+    # and is waited for or killed below: the rule is lifted while it starts.
+    config = multiprocessing.current_process()._config
+    daemonic = config.pop("daemon", None)
+    try:
+        child.start()
+    finally:
+        if daemonic is not None:
+            config["daemon"] = daemonic
     writer.close()
     outcome = ("timeout", wall, {})
     try:
