@@ -120,14 +120,19 @@ def test_the_decoding_child_needs_little_memory_on_every_hostile_video(made, med
     assert all(0 < peak < min(200 * 1024 ** 2, memory) for peak in peaks.values()), peaks
 
 
-def test_decoding_works_from_a_daemonic_process_as_a_celery_prefork_worker_is(monkeypatch, media_root, settings):
-    """Celery's prefork pool marks its worker processes daemonic, and multiprocessing refuses
-    children to those; the decoding child (forked by the forkserver) must start anyway."""
+def test_decoding_works_from_a_process_like_a_celery_prefork_worker(monkeypatch, media_root, settings):
+    """Celery's prefork pool (billiard) marks its worker processes daemonic, and multiprocessing
+    refuses children to those; their authentication key is billiard's, which refuses to be
+    pickled. The decoding child (forked by the forkserver) must start anyway."""
     import multiprocessing
+    import os
+
+    from billiard.process import AuthenticationString
 
     from devtools.synthetic import synthetic_video
 
     monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
+    monkeypatch.setitem(multiprocessing.current_process()._config, "authkey", AuthenticationString(os.urandom(32)))
     writer = media_store().writer(kind="originals")
     writer.write(synthetic_video(45, seconds=1))
     previews, times, pdqs = decode.video_previews_limited(writer.finish())

@@ -61,16 +61,23 @@ def child_run(job: str, *args, memory: int, cpu: int) -> tuple[str, object, int,
     wall = cpu * 4 + 30
     reader, writer = _ctx().Pipe(duplex=False)
     child = _ctx().Process(target=decode_child.run, args=(writer, job, args, memory, cpu, _config()), daemon=True)
-    # A Celery prefork worker process counts as daemonic, and multiprocessing refuses children to
-    # those (lest they outlive it). This child is forked by the forkserver, not by this process,
-    # and is waited for or killed below: the rule is lifted while it starts.
+    # A Celery prefork worker process (billiard's) counts as daemonic, and multiprocessing refuses
+    # children to those (lest they outlive it); and its authentication key is billiard's, which
+    # refuses to be pickled to the forkserver. This child is forked by the forkserver, not by
+    # this process, and is waited for or killed below: while it starts, the process is not
+    # daemonic and its key is multiprocessing's own kind (the same bytes).
     config = multiprocessing.current_process()._config
-    daemonic = config.pop("daemon", None)
+    daemonic, key = config.pop("daemon", None), config.get("authkey")
     try:
+        if key is not None:
+            config["authkey"] = multiprocessing.process.AuthenticationString(bytes(key))
+        child.authkey = os.urandom(32)
         child.start()
     finally:
         if daemonic is not None:
             config["daemon"] = daemonic
+        if key is not None:
+            config["authkey"] = key
     writer.close()
     outcome = ("timeout", wall, {})
     try:
