@@ -370,3 +370,31 @@ def test_a_scanners_vpdq_and_tmk_matches_are_shown_with_their_distance(api, mp4,
     page = re.sub(r"\s+", " ", rita.get(f"/review/{item.pk}/").content.decode())
     assert re.search(r'<td>NCMEC</td><td title="(ab){32}">vpdq</td> <td>14 / 31</td>', page)
     assert re.search(r'<td>Partner</td><td title="(cd){40}">tmk_pdqf</td> <td>0.93 / 0.7</td>', page)  # not rounded to 0.9
+
+
+def test_a_segment_is_encoded_once_and_read_back_at_later_plays(rita, held_video, monkeypatch, settings, media_root):
+    """The first play of a frame's segment encodes it and keeps it encrypted with the item's
+    derivatives; a second play sends the same clip without encoding in the request; the clip is
+    never a preview; a purge destroys it with the rest."""
+    from reports.review import reveal
+
+    settings.TSREVIEW_VIDEO_SEGMENT_SECONDS = 2
+    item = held_video.item
+    first = rita.post(f"/media/{item.pk}/segment/", {"mode": "hold", "frame": "1"})
+    item.refresh_from_db()
+    [kind] = [k for k in item.previews if k.startswith("segment-")]
+    assert kind == "segment-01-colour-muted-2s" and (media_root / item.previews[kind]).is_file()
+    assert first.content not in (media_root / item.previews[kind]).read_bytes()  # stored encrypted
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("encoded again")
+
+    monkeypatch.setattr(reveal, "segment_make", no_encoding)
+    second = rita.post(f"/media/{item.pk}/segment/", {"mode": "hold", "frame": "1"})
+    assert second.status_code == 200 and second.content == first.content
+    assert ViewEvent.objects.filter(segment=True).count() == 2  # each play is still its own view
+    assert rita.get(f"/media/{item.pk}/preview/{kind}/").status_code == 404
+    from reports.reporting.preservation import _media_delete
+
+    _media_delete(item, item.created_at)
+    assert not (media_root / item.previews[kind]).exists()
