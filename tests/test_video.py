@@ -398,3 +398,17 @@ def test_a_segment_is_encoded_once_and_read_back_at_later_plays(rita, held_video
 
     _media_delete(item, item.created_at)
     assert not (media_root / item.previews[kind]).exists()
+
+
+@pytest.mark.parametrize("codec, container, mime", [
+    ("libvpx", "webm", "video/webm"),        # VP8
+    ("libsvtav1", "webm", "video/webm"),     # AV1 (decoded by dav1d)
+    ("libx265", "mp4", "video/mp4"),         # HEVC
+])
+def test_vp8_av1_and_hevc_videos_are_taken_and_previewed(api, codec, container, mime):
+    video = synthetic_video(46, seconds=1.5, size=(192, 128), codec=codec, container=container, cuts=1)
+    response = push_video(api, video, external_id=f"video/{codec}", content_type="application/octet-stream")
+    assert response.status_code == 201, response.json()
+    item = Item.objects.get()
+    assert item.mime_type == mime and (item.width, item.height) == (192, 128)
+    assert item.state == Item.State.QUEUED and len(item.frame_times) >= 2 and "frame-00-still" in item.previews
