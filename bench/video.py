@@ -2,13 +2,15 @@
 comparable frames and sheet from the command line in the same run (the issue's peer; target:
 ratio ≤ 1.5×), and the whole push of that video through gunicorn until it is queued.
 
-Ours (intake.decode.video_previews_limited, the worker's path: a child process under its
-limits reading the encrypted store): up to 48 frames at a regular interval and at scene
+Ours (intake.decode.video_previews_limited, the worker's path: a child forked from a preloaded
+forkserver, under its limits, reading the encrypted store; the first call of a process, which
+starts the forkserver, is reported apart): up to 48 frames at a regular interval and at scene
 changes; per frame a still at natural size, three blurred greyscale inspect views and a PDQ;
 a contact sheet with its blurred previews. The peer: one ffmpeg run selecting the frames the
 same way (interval or scene score), writing each as a JPEG still and a greyscale 400 px blurred
 JPEG, and a 4×3 tiled sheet."""
 
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -18,7 +20,7 @@ from pathlib import Path
 from bench import stack
 
 
-def _peer(path: Path, out: Path, interval: float) -> float:
+def _peer(path: Path, out: Path, interval: float) -> tuple[float, float]:
     select = f"isnan(prev_selected_t)+gte(t-prev_selected_t\\,{interval:.3f})+gt(scene\\,0.3)"
     graph = (f"[0:v]select='{select}',split=3[a][b][c];"
              "[a]null[still];"
@@ -28,9 +30,12 @@ def _peer(path: Path, out: Path, interval: float) -> float:
             "-map", "[still]", "-fps_mode", "vfr", "-q:v", "3", str(out / "still_%02d.jpg"),
             "-map", "[blur]", "-fps_mode", "vfr", "-q:v", "8", str(out / "blur_%02d.jpg"),
             "-map", "[sheet]", "-frames:v", "1", str(out / "sheet.jpg")]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(argv, check=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 def run() -> dict:
@@ -48,26 +53,41 @@ def run() -> dict:
     writer = store.writer(kind="originals")
     writer.write(video)
     blob = writer.finish()
-    ours, peer = [], []
+    ours, peer, ours_cpu, peer_cpu = [], [], [], []
+    t = time.perf_counter()
+    video_previews_limited(blob)  # the first in this process also starts the forkserver
+    cold = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "in.mp4"
         path.write_bytes(video)  # for the command-line peer only: synthetic, not a pushed file
-        for _ in range(3):
+        for _ in range(5):
+            used = {}
             t = time.perf_counter()
-            previews, times, _ = video_previews_limited(blob)
+            previews, times, _ = video_previews_limited(blob, used=used)
             ours.append(time.perf_counter() - t)
+            ours_cpu.append(used["cpu"])
             out = Path(tmp) / f"peer{len(peer)}"
             out.mkdir()
-            peer.append(_peer(path, out, seconds / 24))
+            wall, cpu = _peer(path, out, seconds / 24)
+            peer.append(wall)
+            peer_cpu.append(cpu)
         peer_frames = len(list(out.glob("still_*.jpg")))
     ours_s, peer_s = min(ours), min(peer)
     ratio = ours_s / peer_s
-    stack.say(f"derivatives: ours {ours_s:.2f} s ({len(times)} frames, {len(previews)} files), "
-              f"ffmpeg {peer_s:.2f} s ({peer_frames} frames) -> ratio {ratio:.2f} (target <= 1.5)")
+    cpu_ratio = min(ours_cpu) / min(peer_cpu)
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    stack.say(f"derivatives: ours {ours_s:.2f} s ({len(times)} frames, {len(previews)} files; the first in this "
+              f"process, starting the forkserver, {cold:.2f} s), "
+              f"ffmpeg {peer_s:.2f} s ({peer_frames} frames) -> ratio {ratio:.2f} (target <= 1.5); "
+              f"CPU time ours {min(ours_cpu):.2f} s, ffmpeg {min(peer_cpu):.2f} s -> {cpu_ratio:.2f}; "
+              f"each run, ours {', '.join(f'{x:.2f}' for x in ours)} s, ffmpeg {', '.join(f'{x:.2f}' for x in peer)} s; "
+              f"load average {' '.join(load)}")
     ingest = _ingest(video)
     stack.say(f"ingest end to end (gunicorn + Celery): answered {ingest['status']} in {ingest['answer_s']:.2f} s, "
               f"queued for review after {ingest['queued_s']:.2f} s")
     return {"video_seconds": seconds, "video_mb": round(len(video) / 1e6, 1), "ours_s": round(ours_s, 2),
+            "ours_first_s": round(cold, 2), "ours_cpu_s": min(ours_cpu), "peer_cpu_s": round(min(peer_cpu), 2),
+            "cpu_ratio": round(cpu_ratio, 2), "load_average": load,
             "peer_s": round(peer_s, 2), "ratio": round(ratio, 2), "frames": len(times), "peer_frames": peer_frames,
             "ingest": ingest,
             "rows": [(f"derivatives of a {seconds} s 1280×720 H.264 video: {ours_s:.2f} s vs ffmpeg {peer_s:.2f} s "

@@ -103,6 +103,12 @@ class Item(models.Model):
     def is_video(self) -> bool:
         return self.mime_type.startswith("video/")
 
+    @property
+    def is_moving(self) -> bool:
+        """Moving media (DESIGN §5b): a video, or an animated GIF, WebP or PNG; reviewed frame
+        first, by sampled frames. Only a video has segments to play."""
+        return self.is_video or self.frames > 1
+
 
 class Submission(models.Model):
     """One push from one scanner: a sighting of an item, with matches and provenance."""

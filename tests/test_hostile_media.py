@@ -59,8 +59,15 @@ def test_hostile_but_valid_file_is_accepted_and_previewed_upright(api, media_roo
     assert item.mime_type == content_type
     assert item.height > item.width, "the recorded size is the upright one, as the previews are"
     assert media_store().get(item.original_blob) == data
-    assert set(item.previews) == PREVIEWS
-    for kind, name_ in item.previews.items():
+    if item.frames == 1:
+        assert set(item.previews) == PREVIEWS
+        shown = item.previews
+    else:  # animated: moving media, a sheet of sampled frames; the first frame's are the picture
+        assert item.is_moving and len(item.frame_times) >= 2 and item.frame_times[0] == 0
+        assert set(item.previews) == PREVIEWS | {f"frame-{n:02d}-{kind}" for n in range(len(item.frame_times))
+                                                 for kind in ("inspect-1", "inspect-2", "inspect-3", "still")}
+        shown = {kind: name_ for kind, name_ in item.previews.items() if kind.startswith("frame-00-")}
+    for kind, name_ in shown.items():
         assert (media_root / name_).is_file()
         assert_shows_the_upright_picture(grey(media_store().get(name_)), kind)
     assert api.get(f"/api/v1/submissions/{response.json()['id']}").json()["status"] == "queued"

@@ -373,7 +373,7 @@ def test_an_animated_gif_is_revealed_as_its_still_first_frame(login, reviewer, a
     in_colour(reviewer)
     page = login(reviewer)
     start_review(page)
-    assert f"{len(COLOURS)} frames (first shown)" in page.inner_text(".viewer")
+    assert f"animated, {len(COLOURS)} frames" in page.inner_text(".viewer")  # moving media: a frame strip
     page.keyboard.down(" ")
     expect(page.locator("#original")).to_be_visible()
     page.wait_for_timeout(150)

@@ -349,3 +349,66 @@ def test_a_video_polyglot_is_reviewed_as_video_and_its_bytes_never_reach_a_page(
     response = rita.post(f"/media/{item.pk}/original/", {"mode": "hold", "frame": "0"})
     assert response["Content-Type"] == "image/jpeg" and b"<script>" not in response.content
     assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
+
+
+def test_a_scanners_vpdq_and_tmk_matches_are_shown_with_their_distance(api, mp4, rita, reviewer, settings):
+    """tsreview computes no vPDQ of its own (the vpdq package has no wheel; docs/architecture.md):
+    a scanner's vpdq and tmk_pdqf matches are kept and shown as it reported them, distance and
+    threshold included, beside the PDQ of each sampled frame tsreview keeps."""
+    import re
+
+    settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
+    metadata = make_metadata("video/vpdq-shown")
+    metadata["matches"] = [
+        {"hash_type": "vpdq", "hash_value": "ab" * 32, "list": "NCMEC", "list_entry_id": "v-7", "distance": 14, "threshold": 31},
+        {"hash_type": "tmk_pdqf", "hash_value": "cd" * 40, "list": "Partner", "distance": 0.93, "threshold": 0.7},
+    ]
+    assert push(api, mp4, metadata, content_type="video/mp4").status_code == 201
+    item = item_previews_make(item_id=Item.objects.get().pk)
+    assert len(item.frame_pdqs) == len(item.frame_times) >= 2
+    queue.item_claim(user=reviewer)
+    page = re.sub(r"\s+", " ", rita.get(f"/review/{item.pk}/").content.decode())
+    assert re.search(r'<td>NCMEC</td><td title="(ab){32}">vpdq</td> <td>14 / 31</td>', page)
+    assert re.search(r'<td>Partner</td><td title="(cd){40}">tmk_pdqf</td> <td>0.93 / 0.7</td>', page)  # not rounded to 0.9
+
+
+def test_a_segment_is_encoded_once_and_read_back_at_later_plays(rita, held_video, monkeypatch, settings, media_root):
+    """The first play of a frame's segment encodes it and keeps it encrypted with the item's
+    derivatives; a second play sends the same clip without encoding in the request; the clip is
+    never a preview; a purge destroys it with the rest."""
+    from reports.review import reveal
+
+    settings.TSREVIEW_VIDEO_SEGMENT_SECONDS = 2
+    item = held_video.item
+    first = rita.post(f"/media/{item.pk}/segment/", {"mode": "hold", "frame": "1"})
+    item.refresh_from_db()
+    [kind] = [k for k in item.previews if k.startswith("segment-")]
+    assert kind == "segment-01-colour-muted-2s" and (media_root / item.previews[kind]).is_file()
+    assert first.content not in (media_root / item.previews[kind]).read_bytes()  # stored encrypted
+
+    def no_encoding(*args, **kwargs):
+        raise AssertionError("encoded again")
+
+    monkeypatch.setattr(reveal, "segment_make", no_encoding)
+    second = rita.post(f"/media/{item.pk}/segment/", {"mode": "hold", "frame": "1"})
+    assert second.status_code == 200 and second.content == first.content
+    assert ViewEvent.objects.filter(segment=True).count() == 2  # each play is still its own view
+    assert rita.get(f"/media/{item.pk}/preview/{kind}/").status_code == 404
+    from reports.reporting.preservation import _media_delete
+
+    _media_delete(item, item.created_at)
+    assert not (media_root / item.previews[kind]).exists()
+
+
+@pytest.mark.parametrize("codec, container, mime", [
+    ("libvpx", "webm", "video/webm"),        # VP8
+    ("libsvtav1", "webm", "video/webm"),     # AV1 (decoded by dav1d)
+    ("libx265", "mp4", "video/mp4"),         # HEVC
+])
+def test_vp8_av1_and_hevc_videos_are_taken_and_previewed(api, codec, container, mime):
+    video = synthetic_video(46, seconds=1.5, size=(192, 128), codec=codec, container=container, cuts=1)
+    response = push_video(api, video, external_id=f"video/{codec}", content_type="application/octet-stream")
+    assert response.status_code == 201, response.json()
+    item = Item.objects.get()
+    assert item.mime_type == mime and (item.width, item.height) == (192, 128)
+    assert item.state == Item.State.QUEUED and len(item.frame_times) >= 2 and "frame-00-still" in item.previews

@@ -365,8 +365,9 @@ def _match_details(root, report_file: ReportFile, prefix: str = "") -> None:
 
 
 def seen_text(item: Item, decision: Decision | None) -> str:
-    """For a video: which of its sampled frames the confirming reviewer looked at, in words."""
-    if not item.is_video or decision is None or not decision.viewed_unblurred:
+    """For moving media: which of its sampled frames the confirming reviewer looked at (and for
+    a video, which segments were played), in words."""
+    if not item.is_moving or decision is None or not decision.viewed_unblurred:
         return ""
     times = item.frame_times
     frames = [n for n in decision.viewed_frames if n < len(times)]
@@ -375,7 +376,7 @@ def seen_text(item: Item, decision: Decision | None) -> str:
     segments = decision.played_segments[:20]
     played = ", ".join(f"{_clock(seg[0])}–{_clock(seg[1])} {'with' if seg[2:] and seg[2] else 'without'} sound"
                        for seg in segments)
-    played = f"played {played}" if played else "no video segment played; no sound"
+    played = f"played {played}" if played else ("no video segment played; no sound" if item.is_video else "")
     return "; ".join(part for part in (seen, played) if part)
 
 

@@ -10,7 +10,7 @@ from ..audit import audit_record
 from ..jobs import enqueue
 from ..models import Item
 from ..states import item_move
-from .decode import DecodeFailed, video_previews_limited
+from .decode import DecodeFailed, animation_previews_limited, video_previews_limited
 from .media import previews_make
 from .storage import media_store
 
@@ -22,8 +22,8 @@ def previews_enqueue(item_id: int) -> None:
 
 
 def item_previews_make(*, item_id: int) -> Item:
-    """Make the blurred previews of an item (for a video: its contact sheet and sampled
-    frames) and put it in the review queue.
+    """Make the blurred previews of an item (for moving media, a video or an animated picture:
+    its contact sheet and sampled frames, made in a limited child) and put it in the review queue.
 
     Safe to run twice: a second run finds the previews and changes nothing. An item restored
     after a purge gets its previews back and keeps its state. Audited: item.previews_made and
@@ -33,9 +33,10 @@ def item_previews_make(*, item_id: int) -> Item:
         return item
     store = media_store()
     frame_times, frame_pdqs = [], []
-    if item.is_video:
+    if item.is_moving:
+        make = video_previews_limited if item.is_video else animation_previews_limited
         try:
-            previews, frame_times, frame_pdqs = video_previews_limited(item.original_blob)
+            previews, frame_times, frame_pdqs = make(item.original_blob)
         except DecodeFailed as exc:
             return _unreviewable(item_id, str(exc))
     else:

@@ -9,12 +9,13 @@ from ..audit import audit_record
 from ..errors import Refused
 from ..jobs import enqueue
 from ..models import Item, Match, Scanner, Submission
+from .decode import video_inspect_limited
 from .jsontext import text_errors
 from .media import ImageFacts, MediaRejected, image_inspect
 from .provenance import MetadataInput, flatten_errors, provenance_merge, to_json
 from .storage import media_store
 from .upload import StoredUpload
-from .video import is_video, video_inspect, video_inspect_file
+from .video import is_video, video_inspect
 
 
 class ExternalIdConflict(Exception):
@@ -60,13 +61,14 @@ def submission_push(*, scanner: Scanner, document, data: bytes | StoredUpload | 
 
 
 def _push_stored(scanner: Scanner, metadata: dict, upload: StoredUpload, claimed_type: str) -> IntakeResult:
-    """A video is inspected where it is stored, read chunk by chunk; a picture (small by the
-    upload limit) is decrypted into memory to be verified like any other."""
+    """A video is inspected where it is stored, read chunk by chunk, by a child process under
+    the decoding limits (intake.decode: a file built to exhaust the demuxer costs that child, not
+    this web worker); a picture (small by the upload limit) is decrypted into memory to be
+    verified like any other."""
     store = media_store()
     if is_video(upload.head):
-        with store.open(upload.blob) as source:
-            facts = video_inspect_file(source, head=upload.head, size=upload.size, digests=upload.digests,
-                                       claimed_type=claimed_type)
+        facts = video_inspect_limited(upload.blob, head=upload.head, size=upload.size, digests=upload.digests,
+                                      claimed_type=claimed_type)
     else:
         if upload.size > settings.TSREVIEW_MAX_UPLOAD_BYTES:
             raise MediaRejected(413, f"Larger than {settings.TSREVIEW_MAX_UPLOAD_BYTES} bytes.")

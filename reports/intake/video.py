@@ -7,6 +7,8 @@ file is accepted only when a frame of it decodes."""
 import hashlib
 import io
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -43,8 +45,10 @@ def _mime(data: bytes) -> str:
 def _open(source):
     """A container from bytes or from a seekable file (a stored upload read chunk by chunk)."""
     try:
+        # max_pixels: FFmpeg's decoders refuse a larger frame before allocating it, also while
+        # the container is probed (which decodes a frame), before _probe can check the size.
         return av.open(io.BytesIO(source) if isinstance(source, bytes) else source, mode="r",
-                       options={"probesize": "5000000"})
+                       options={"probesize": "5000000", "max_pixels": str(settings.TSREVIEW_VIDEO_MAX_PIXELS)})
     except (av.FFmpegError, ValueError, OSError, EOFError):
         raise MediaRejected(400, "video data is truncated or corrupt (no readable container)") from None
 
@@ -75,7 +79,10 @@ def _probe(container) -> Probe:
         raise MediaRejected(415, f"video codec {codec or 'unknown'} is not supported: H.264, HEVC, VP8, VP9 or AV1")
     width, height = stream.codec_context.width, stream.codec_context.height
     if not width or not height:
-        raise MediaRejected(400, "video stream declares no frame size")
+        # FFmpeg leaves the size unset when its decoder refused it while probing: over max_pixels
+        # (our limit, given in _open), or beyond its own bounds (e.g. 100000 × 100000).
+        raise MediaRejected(413, "video stream declares no frame size the decoder accepts: none, or more than the "
+                                 f"limit (TSREVIEW_VIDEO_MAX_PIXELS) of {settings.TSREVIEW_VIDEO_MAX_PIXELS} pixels")
     if width * height > settings.TSREVIEW_VIDEO_MAX_PIXELS:
         raise MediaRejected(413, f"frames of {width}×{height} exceed the limit (TSREVIEW_VIDEO_MAX_PIXELS) of "
                                  f"{settings.TSREVIEW_VIDEO_MAX_PIXELS} pixels")
@@ -108,7 +115,9 @@ def _first_frame(probe: Probe) -> Image.Image:
     try:
         for frame in probe.container.decode(probe.stream):
             return frame.to_image()
-    except (av.FFmpegError, ValueError, OSError, EOFError, MemoryError):
+    except MemoryError:  # FFmpeg's ENOMEM too: a limit, not a corrupt file (intake.decode says which)
+        raise
+    except (av.FFmpegError, ValueError, OSError, EOFError):
         pass
     raise MediaRejected(400, "no frame of the video decodes (truncated or corrupt)")
 
@@ -152,6 +161,14 @@ def _tiny(frame) -> np.ndarray:
                       dtype=np.float32).ravel()
 
 
+def _rgb(frame) -> Image.Image:
+    """The frame as an RGB picture: swscale's conversion, its buffer taken by Pillow as it is
+    (PyAV's to_image copies it twice more, which was most of the sampling's own cost)."""
+    rgb = frame.reformat(format="rgb24")
+    plane = rgb.planes[0]
+    return Image.frombuffer("RGB", (rgb.width, rgb.height), plane, "raw", "RGB", plane.line_size, 1)
+
+
 def frames_sample(data, *, limit: int) -> list[tuple[float, Image.Image]]:
     """Up to `limit` frames: one at a regular interval, and those where the scene changes;
     when there are more, the sharpest cuts and then an even thinning of the rest go first."""
@@ -168,7 +185,7 @@ def frames_sample(data, *, limit: int) -> list[tuple[float, Image.Image]]:
                 previous = tiny
                 regular = t >= next_regular
                 if regular or change >= SCENE_CHANGE:
-                    chosen.append((t, change if not regular else math.inf, frame.to_image()))
+                    chosen.append((t, change if not regular else math.inf, _rgb(frame)))
                     if regular:
                         next_regular = t + interval
                 if len(chosen) > 2 * limit:  # bound memory: keep the best half so far
@@ -218,14 +235,28 @@ def video_previews_make(data, *, limit: int) -> tuple[dict[str, bytes], list[flo
     ("frame-NN-still", for a reveal: never the video itself); the frames' times; and the
     PDQ of each sampled frame (tsreview's stand-in for vPDQ: a scanner's vpdq match is shown
     as the scanner reported it, and these let near-duplicate videos be found by their frames)."""
-    sampled = frames_sample(data, limit=limit)
+    return frames_derivatives(frames_sample(data, limit=limit))
+
+
+def frames_derivatives(sampled: list[tuple[float, Image.Image]]) -> tuple[dict[str, bytes], list[float], list[str]]:
+    """video_previews_make's derivatives from sampled (time, frame) pairs, of a video or of an
+    animated picture (intake.animation)."""
     images = [image for _, image in sampled]
-    small = [_small(image) for image in images]  # one cheap reduction; every derivative but the still is smaller
-    previews = blurred_set(_sheet([image.convert("L") for image in small]))
-    for n, (image, reduced) in enumerate(zip(images, small, strict=True)):
-        previews.update(blurred_set(reduced.convert("L"), prefix=f"frame-{n:02d}-", thumb=False))
-        previews[f"frame-{n:02d}-still"] = _still(image)
-    return previews, [t for t, _ in sampled], [pdq_hash(image)[0] for image in small]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:  # Pillow and PDQ let go of the GIL
+        small = list(pool.map(_small, images))  # one cheap reduction; every derivative but the still is smaller
+        sheet = pool.submit(lambda: blurred_set(_sheet([image.convert("L") for image in small])))
+        made = list(pool.map(_frame_derivatives, range(len(images)), images, small))
+    previews = sheet.result()
+    for views in made:
+        previews.update(views[0])
+    return previews, [t for t, _ in sampled], [pdq for _, pdq in made]
+
+
+def _frame_derivatives(n: int, image: Image.Image, reduced: Image.Image) -> tuple[dict[str, bytes], str]:
+    """One sampled frame's blurred greyscale views, its still at natural size, and its PDQ."""
+    views = blurred_set(reduced.convert("L"), prefix=f"frame-{n:02d}-", thumb=False)
+    views[f"frame-{n:02d}-still"] = _still(image)
+    return views, pdq_hash(reduced)[0]
 
 
 def _small(image: Image.Image) -> Image.Image:

@@ -67,7 +67,7 @@ def decision_create(*, item: Item, user, stage: str, verdict: str, viewed: bool,
     """Insert the immutable row; the caller holds the transaction, has validated and audits."""
     now = now or timezone.now()
     confirmed = verdict == Decision.Verdict.CONFIRMED
-    video = viewed and item.is_video
+    video = viewed and item.is_moving
     frames = painted_frames(item, user) if video else []
     segments = played_segments(item, user) if video else []
     return Decision.objects.create(

@@ -43,8 +43,8 @@ def original_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: i
     """The original for a deliberate reveal; the caller has passed item_for_user. Returns the
     bytes, their type and the ViewEvent (its length comes later from the page).
 
-    For a video, the still of one sampled frame (`frame`, the first by default) at natural
-    size: the video's own bytes never reach a browser. Refused at today's exposure cap
+    For moving media (a video, an animated picture), the still of one sampled frame (`frame`,
+    the first by default) at natural size: the file's own bytes never reach a browser. Refused at today's exposure cap
     (CapReached). Where the policy does not allow colour, the browser gets a greyscale rendering
     at natural size, never the colour bytes. Counts a reveal. Audited: media.original, saying
     which rendering (and frame) was sent."""
@@ -53,7 +53,7 @@ def original_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: i
     policy = WellnessPolicy.current()
     if cap_reached(exposure_today(user), policy):
         raise CapReached
-    if item.is_video:
+    if item.is_moving:
         frame = frame or 0
         still = item.previews.get(f"frame-{frame:02d}-still")
         if still is None:  # no such frame, or the stills are not made yet
@@ -88,8 +88,7 @@ def segment_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: in
     if cap_reached(exposure_today(user), policy):
         raise CapReached
     start, seconds = item.frame_times[frame], settings.TSREVIEW_VIDEO_SEGMENT_SECONDS
-    with media_store().open(item.original_blob) as source:  # read chunk by chunk, never whole
-        clip = segment_make(source, start=start, seconds=seconds, grey=not policy.allow_colour, sound=sound)
+    clip = _segment_clip(item, frame=frame, start=start, seconds=seconds, grey=not policy.allow_colour, sound=sound)
     with transaction.atomic():
         view = ViewEvent.objects.create(item=item, user=user, claim=claim, mode=mode, started_at=timezone.now(), frame=frame,
                                         segment=True, sound=sound,
@@ -99,6 +98,29 @@ def segment_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: in
                            "seconds": seconds, "sound": sound, "rendering": view.rendering})
         exposure_add(user, reveals=1)
     return clip, view
+
+
+def _segment_clip(item: Item, *, frame: int, start: float, seconds: float, grey: bool, sound: bool) -> bytes:
+    """The clip, encoded once: the first play of a frame's segment (in colour or grey, with or
+    without sound, at this length) encodes it and keeps it, encrypted, among the item's
+    derivatives (never served as a preview: web.review.PREVIEW_KINDS; destroyed with them at a
+    purge); later plays read it back instead of encoding in the request."""
+    kind = f"segment-{frame:02d}-{'grey' if grey else 'colour'}-{'sound' if sound else 'muted'}-{seconds:g}s"
+    store = media_store()
+    if item.previews.get(kind):
+        return store.get(item.previews[kind])
+    with store.open(item.original_blob) as source:  # read chunk by chunk, never whole
+        clip = segment_make(source, start=start, seconds=seconds, grey=grey, sound=sound)
+    name = store.put(clip, kind="previews")
+    with transaction.atomic():
+        locked = Item.objects.select_for_update(no_key=True).get(pk=item.pk)
+        if locked.purged_at or kind in locked.previews or not locked.previews:  # destroyed, raced, or not made
+            store.delete(name)
+        else:
+            locked.previews[kind] = name
+            locked.save(update_fields=["previews"])
+            item.previews = locked.previews
+    return clip
 
 
 def played_segments(item, user) -> list[list[float]]:

@@ -34,7 +34,7 @@ KEYS = [
     ("e", "Escalate to a lead (write a note)"),
     ("Enter", "Record the chosen decision"),
     ("s", "Skip (no penalty)"),
-    ("[ ]", "Previous / next sampled frame (videos)"),
+    ("[ ]", "Previous / next sampled frame (videos, animated pictures)"),
     ("p", "Play a short segment from the frame, without sound (hold, or press in click mode)"),
     ("Shift+P", "The same segment with its sound (a separate choice, metered apart)"),
     ("?", "Show these keys"),
