@@ -145,6 +145,17 @@ def test_grants_cover_tables_added_later(db):
             cursor.execute("DROP TABLE reports_later, reports_later_log")
 
 
+@INSIDER
+def test_a_migrate_as_the_owner_grants_the_runtime_role_again(db):
+    """A privilege that drifted (granted by hand) is taken back by the next `migrate --database owner`."""
+    runtime = connection.settings_dict["USER"]
+    with connections["owner"].cursor() as cursor:
+        cursor.execute(f"GRANT UPDATE, DELETE, TRUNCATE ON reports_decision TO {runtime}")
+    call_command("migrate", database="owner", verbosity=0)
+    assert "permission denied" in runtime_refuses("DELETE FROM reports_decision")
+    assert "permission denied" in runtime_refuses("TRUNCATE reports_decision")
+
+
 @pytest.mark.django_db(databases=["default", "owner"])
 def test_grant_runtime_refuses_the_owner_itself_and_revokes_changes_on_append_only_tables():
     with pytest.raises(CommandError, match="one role"):
