@@ -296,8 +296,17 @@ def audit_chain(*, limit: int = 10_000) -> int:
             break
         if missing and not _gaps_seal(missing):
             break
-    transaction.on_commit(lambda: audit_checkpoint(force=False))
+    transaction.on_commit(_checkpoint_when_due)
     return made
+
+
+def _checkpoint_when_due() -> None:
+    """After the links commit. A store that cannot be written is logged, never a failed request
+    (verify_audit and the lead's page show how old the newest checkpoint is)."""
+    try:
+        audit_checkpoint(force=False)
+    except Exception:
+        logger.exception("audit checkpoint not written")
 
 
 # --- Checkpoints -----------------------------------------------------------------------------

@@ -231,10 +231,8 @@ def test_every_event_deleted_is_caught(decided):
 
 @INSIDER
 @pytest.mark.parametrize("table, change", [
-    ("reports_decision", "verdict = 'not_csam', reason = 'benign', classification = ''"),
-    ("reports_decision", "note = 'nothing to see'"),
-    ("reports_viewevent", "painted = false"),
-    ("reports_viewevent", "seconds = 0.1"),
+    ("reports_decision", "verdict = 'not_csam', reason = 'benign', classification = '', note = 'nothing to see'"),
+    ("reports_viewevent", "painted = false, seconds = 0.1"),
 ])
 def test_a_rewritten_decision_or_reveal_is_caught(decided, table, change):
     audit_verify()
