@@ -397,3 +397,45 @@ def test_check_deploy_wants_two_roles_an_audit_key_and_checkpoints(tmp_path):
                         TSREVIEW_AUDIT_KEY=TEST_AUDIT_KEY, TSREVIEW_AUDIT_CHECKPOINTS=str(tmp_path / "cp.jsonl"))
     assert two.returncode == 0, two.stdout + two.stderr
     assert "System check identified no issues" in two.stdout
+
+
+# --- The embedded mode (SQLite): no roles, so the keyed chain and the checkpoint file do the work --
+
+def test_on_sqlite_dropped_triggers_do_not_hide_an_edit_or_a_rewind(tmp_path):
+    import shutil
+    import sqlite3
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "DATABASE_OWNER_URL", "CELERY_BROKER_URL", "TSREVIEW_ENV")}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'a.sqlite3'}", TSREVIEW_VAR_DIR=str(tmp_path),
+               DJANGO_SETTINGS_MODULE="tsreview.settings")
+
+    def manage(*args, db="a"):
+        run_env = {**env, "DATABASE_URL": f"sqlite:///{tmp_path / (db + '.sqlite3')}"}
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=root, env=run_env, capture_output=True,
+                              text=True, timeout=300)
+
+    script = ("from django.core.management import call_command\nfrom django.db import transaction\n"
+              "from reports.audit import audit_checkpoint, audit_record\n"
+              "call_command('migrate', verbosity=0)\n"
+              "for n in range(30):\n    with transaction.atomic():\n"  # linked as each is written
+              "        audit_record(actor=None, action='test.event', data={'n': n})\n"
+              "audit_checkpoint()\ncall_command('verify_audit')\n")
+    intact = manage("shell", "-c", script)
+    assert intact.returncode == 0 and "intact: 30 events" in intact.stdout, intact.stderr
+    assert json.loads((tmp_path / "audit-checkpoints.jsonl").read_text().splitlines()[-1])["seq"] == 30
+    shutil.copy(tmp_path / "a.sqlite3", tmp_path / "b.sqlite3")
+    with sqlite3.connect(tmp_path / "a.sqlite3") as db:  # whoever can write the file
+        db.execute("DROP TRIGGER reports_auditevent_no_update")
+        db.execute("UPDATE reports_auditevent SET data = '{\"n\": 99}' WHERE id = 5")
+    edited = manage("verify_audit")
+    assert edited.returncode != 0 and "broken at event 5: the event does not match its link" in edited.stderr
+    with sqlite3.connect(tmp_path / "b.sqlite3") as db:
+        db.execute("DROP TRIGGER reports_auditevent_no_delete")
+        db.execute("DROP TRIGGER reports_auditlink_no_delete")
+        db.execute("DELETE FROM reports_auditevent WHERE id > 20")
+        db.execute("DELETE FROM reports_auditlink WHERE seq > 20")
+    rewound = manage("verify_audit", db="b")
+    assert rewound.returncode != 0 and "head moved back" in rewound.stderr, rewound.stderr
