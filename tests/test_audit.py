@@ -20,7 +20,6 @@ from reports.dbroles import append_only_tables, grant_runtime
 from reports.models import AuditEvent, AuditLink, Decision, ViewEvent
 from reports.tasks import audit_chain_task
 
-from .conftest import TEST_RUNTIME_ROLE
 from .factories import TEST_AUDIT_KEY, decide_next, make_item
 
 REFUSED = (InternalError, ProgrammingError, IntegrityError)
@@ -161,8 +160,7 @@ def test_grant_runtime_refuses_the_owner_itself_and_revokes_changes_on_append_on
     with pytest.raises(CommandError, match="one role"):
         call_command("grant_runtime", role=connections["owner"].settings_dict["USER"])
     out = io.StringIO()
-    call_command("grant_runtime", role=TEST_RUNTIME_ROLE if connection.settings_dict["USER"] == TEST_RUNTIME_ROLE
-                 else connection.settings_dict["USER"], stdout=out)
+    call_command("grant_runtime", role=connection.settings_dict["USER"], stdout=out)
     assert "REVOKE UPDATE, DELETE ON \"reports_auditevent\"" in out.getvalue()
 
 
