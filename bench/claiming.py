@@ -5,12 +5,17 @@ generate_series. Then 16 reviewers, each its own process, claim and decide (not 
 through queue.item_claim and decisions.decision_record: the latency of each claim, and a check
 that no item was ever held by two people at once.
 
-Two runs. Paced: each reviewer looks at an item for 1–2 s before deciding (a fast human takes
+Three runs. Paced: each reviewer looks at an item for 1–2 s before deciding (a fast human takes
 5 s or more): claim latency under the load of 16 people, the figure held to the target. Flat
 out: no pause at all, so that the 16 processes saturate the machine: its capacity in claims
-and decisions per second, and what latency becomes when the queue is the bottleneck.
+and decisions per second, and what latency becomes when the queue is the bottleneck. Flat out
+twice, in the same run: first with the previous audit design put back (every audit write takes
+one head row FOR NO KEY UPDATE, reads the last hash and updates the head, held until COMMIT:
+`serial_audit`), then with the current one (an INSERT; the chaining step links the events every
+TSREVIEW_AUDIT_CHAIN_SECONDS in a process of its own, as Celery beat would).
 """
 
+import hashlib
 import random
 import time
 from multiprocessing import get_context
@@ -23,10 +28,11 @@ THINK_SECONDS = (1.0, 2.0)
 
 ITEMS_SQL = """
 INSERT INTO reports_item (sha256, md5, sha1, pdq, pdq_quality, mime_type, size_bytes, width, height, frames,
-                          original_blob, previews, state, priority, verdict, created_at, queued_at)
+                          original_blob, previews, state, priority, verdict, created_at, queued_at,
+                          frame_pdqs, frame_times, unreviewable_reason)
 SELECT encode(sha256(('bench-' || g)::bytea), 'hex'), md5(g::text), substr(md5('s' || g) || md5('t' || g), 1, 40),
        '', NULL, 'image/jpeg', 100000, 1024, 768, 1, '', '{}'::jsonb, 'queued', (g %% 3)::smallint, '',
-       now() - interval '2 days', now() - interval '2 days' + g * interval '100 ms'
+       now() - interval '2 days', now() - interval '2 days' + g * interval '100 ms', '[]'::jsonb, '[]'::jsonb, ''
 FROM generate_series(1, %s) AS g
 """
 
@@ -60,15 +66,58 @@ def reviewers_create(n: int, prefix: str = "reviewer") -> list[int]:
     return ids
 
 
-def _reviewer(user_id: int, claims: int, think: tuple | None, deadline: float, barrier, results) -> None:
+HEAD_SQL = """
+CREATE TABLE IF NOT EXISTS bench_audit_head (id int PRIMARY KEY, last_id bigint NOT NULL, last_hash text NOT NULL);
+INSERT INTO bench_audit_head VALUES (1, 0, repeat('0', 64)) ON CONFLICT DO NOTHING;
+"""
+
+
+def serial_audit(record):
+    """The previous design, put back for comparison: one head row, locked by every audit write
+    until its transaction commits (SELECT … FOR NO KEY UPDATE, INSERT, UPDATE)."""
+    from django.db import connection
+
+    def serial_record(**kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT last_hash FROM bench_audit_head WHERE id = 1 FOR NO KEY UPDATE")
+            last_hash = cursor.fetchone()[0]
+        event = record(**kwargs)
+        digest = hashlib.sha256(f"{last_hash}|{event.pk}|{event.action}".encode()).hexdigest()
+        with connection.cursor() as cursor:
+            cursor.execute("UPDATE bench_audit_head SET last_id = %s, last_hash = %s WHERE id = 1", [event.pk, digest])
+        return event
+
+    return serial_record
+
+
+def _chainer(stop, interval: float, results) -> None:
+    """The chaining step as beat runs it: every `interval` seconds, link what was committed."""
+    from reports.audit import audit_chain
+
+    runs, linked, busy = 0, 0, 0.0
+    while not stop.is_set():
+        t = time.perf_counter()
+        linked += audit_chain()
+        busy += time.perf_counter() - t
+        runs += 1
+        stop.wait(interval)
+    results.put({"runs": runs, "linked": linked, "busy_s": busy})
+
+
+def _reviewer(user_id: int, claims: int, think: tuple | None, deadline: float, barrier, results,
+              serial: bool = False) -> None:
     from django.contrib.auth import get_user_model
 
-    from reports.review import decisions, queue
+    from reports.review import decisions, queue, reveal, wellness
 
     user = get_user_model().objects.get(pk=user_id)
     claim_ms, decide_ms, held, audit_ms = [], [], [], []
-    # How much of a claim is audit_record: taking the chain's head row lock (held by whoever
-    # is writing an event, until COMMIT) and appending the event.
+    if serial:  # every audit write in review takes the head row, as before
+        for module in (queue, decisions, reveal, wellness):
+            if hasattr(module, "audit_record"):
+                module.audit_record = serial_audit(module.audit_record)
+    # How much of a claim is audit_record (with serial: taking the head row lock, held by
+    # whoever is writing an event until COMMIT, and appending the event).
     record = queue.audit_record
 
     def timed_record(**kwargs):
@@ -101,20 +150,27 @@ def _reviewer(user_id: int, claims: int, think: tuple | None, deadline: float, b
     results.put((claim_ms, decide_ms, held, audit_ms))
 
 
-def claim_run(user_ids: list[int], claims_each: int, think: tuple | None) -> dict:
+def claim_run(user_ids: list[int], claims_each: int, think: tuple | None, *, serial: bool = False) -> dict:
+    from django.conf import settings
     from django.db import connections
 
     connections.close_all()  # the children open their own connections
     ctx = get_context("fork")
     barrier, results = ctx.Barrier(len(user_ids)), ctx.Queue()
     deadline = time.time() + RUN_SECONDS
-    procs = [ctx.Process(target=_reviewer, args=(uid, claims_each, think, deadline, barrier, results)) for uid in user_ids]
+    procs = [ctx.Process(target=_reviewer, args=(uid, claims_each, think, deadline, barrier, results, serial))
+             for uid in user_ids]
+    stop, chained = ctx.Event(), ctx.Queue()
+    chainer = ctx.Process(target=_chainer, args=(stop, settings.TSREVIEW_AUDIT_CHAIN_SECONDS, chained))
     t = time.perf_counter()
     for proc in procs:
         proc.start()
+    chainer.start()
     collected = [results.get(timeout=RUN_SECONDS + 120) for _ in procs]
     seconds = time.perf_counter() - t
-    for proc in procs:
+    stop.set()
+    chain = chained.get(timeout=120)
+    for proc in [*procs, chainer]:
         proc.join(30)
         if proc.is_alive():
             proc.kill()
@@ -124,7 +180,7 @@ def claim_run(user_ids: list[int], claims_each: int, think: tuple | None) -> dic
     audit_ms = [x for _, _, _, a in collected for x in a]
     # The slowest 1% of claims, and how much of each was audit_record.
     slow = sorted(zip(claim_ms, audit_ms, strict=True), reverse=True)[:max(1, len(claim_ms) // 100)]
-    return {"claim_ms": claim_ms, "decide_ms": decide_ms, "held": held, "seconds": seconds,
+    return {"claim_ms": claim_ms, "decide_ms": decide_ms, "held": held, "seconds": seconds, "chain": chain,
             "audit_share_of_slowest": sum(a for _, a in slow) / max(1e-9, sum(c for c, _ in slow)),
             "audit_share": sum(audit_ms) / max(1e-9, sum(claim_ms))}
 
@@ -188,15 +244,27 @@ def run(n_items: int | None = None) -> dict:
               f"decide p50 {stack.percentile(paced['decide_ms'], 50):.1f} ms, p99 {stack.percentile(paced['decide_ms'], 99):.1f} ms; "
               f"audit_record is {paced['audit_share']:.0%} of claim time, {paced['audit_share_of_slowest']:.0%} of the "
               f"slowest 1%")
+    with connection_cursor() as cursor:
+        cursor.execute(HEAD_SQL)
+    before = claim_run(user_ids, stack.scaled(40, 5), None, serial=True)
+    before_rate = len(before["decide_ms"]) / before["seconds"]
+    stack.say(f"flat out, previous audit design (one head row per write): {len(before['claim_ms'])} claims in "
+              f"{before['seconds']:.1f} s = {before_rate:.1f} claim+decide/s; claim p50 "
+              f"{stack.percentile(before['claim_ms'], 50):.1f} ms, p99 {stack.percentile(before['claim_ms'], 99):.1f} ms; "
+              f"audit_record is {before['audit_share']:.0%} of claim time")
     flat = claim_run(user_ids, stack.scaled(40, 5), None)
     f50, f99 = stack.percentile(flat["claim_ms"], 50), stack.percentile(flat["claim_ms"], 99)
     rate = len(flat["decide_ms"]) / flat["seconds"]
     stack.say(f"flat out, {REVIEWERS} reviewers: {len(flat['claim_ms'])} claims in {flat['seconds']:.1f} s = {rate:.1f} "
-              f"claim+decide/s; claim p50 {f50:.1f} ms, p99 {f99:.1f} ms; decide p50 "
-              f"{stack.percentile(flat['decide_ms'], 50):.1f} ms, p99 {stack.percentile(flat['decide_ms'], 99):.1f} ms; "
-              f"audit_record is {flat['audit_share']:.0%} of claim time, {flat['audit_share_of_slowest']:.0%} of the "
-              f"slowest 1%")
-    check = double_claims(solo["held"] + paced["held"] + flat["held"])
+              f"claim+decide/s ({rate / before_rate:.1f}× the previous design); claim p50 {f50:.1f} ms, p99 {f99:.1f} ms; "
+              f"decide p50 {stack.percentile(flat['decide_ms'], 50):.1f} ms, p99 "
+              f"{stack.percentile(flat['decide_ms'], 99):.1f} ms; audit_record is {flat['audit_share']:.0%} of claim time, "
+              f"{flat['audit_share_of_slowest']:.0%} of the slowest 1%; the chainer ran {flat['chain']['runs']} times, "
+              f"linked {flat['chain']['linked']} events in {flat['chain']['busy_s']:.1f} s of work")
+    lag = chain_lag()
+    stack.say(f"chain: every event linked {lag['max_s']:.1f} s after it was written at most (p99 {lag['p99_s']:.1f} s); "
+              f"verify_audit: {lag['verify']}")
+    check = double_claims(solo["held"] + paced["held"] + before["held"] + flat["held"])
     stack.say(f"double claims: {check['repeated_in_run']} repeated in the runs, {check['repeated_in_db']} (item, stage) "
               f"repeated and {check['overlapping_in_db']} overlapping claims among {check['claims_in_db']} in the database; "
               f"{check['handoff_overlaps']} review→QA handoffs whose timestamps overlap by at most "
@@ -207,13 +275,44 @@ def run(n_items: int | None = None) -> dict:
         (f"{n:,} queued, {REVIEWERS} reviewers at 1–2 s per item, {len(paced['claim_ms'])} claims: p50 {p50:.1f} ms, "
          f"p99 {p99:.1f} ms (one reviewer alone: p50 {s50:.1f}, p99 {s99:.1f} ms; p99 ratio {p99 / s99:.1f})",
          "p99 ≤ 20 ms", "yes" if p99 <= 20 else "**no**"),
-        (f"same, flat out (capacity): {rate:.1f} claim+decide/s; claim p50 {f50:.1f} ms, p99 {f99:.1f} ms",
-         "(recorded)", "—"),
+        (f"same, flat out (capacity): {rate:.1f} claim+decide/s; claim p50 {f50:.1f} ms, p99 {f99:.1f} ms; "
+         f"previous audit design in the same run: {before_rate:.1f}/s → {rate / before_rate:.1f}×",
+         "≥ 2× the previous design", "yes" if rate >= 2 * before_rate else "**no**"),
+        (f"audit_record's share of claim time, flat out: {flat['audit_share']:.0%} (previous design: "
+         f"{before['audit_share']:.0%})", "≤ 20 %", "yes" if flat["audit_share"] <= 0.2 else "**no**"),
+        (f"chain lag, flat out: max {lag['max_s']:.1f} s from write to link (window "
+         f"{lag['window_s']:g} s); verify_audit {lag['verify']}", "≤ window", "yes" if lag["max_s"] <= lag["window_s"] else "**no**"),
         (f"double claims: {doubles} (of {check['claims_in_db']} claims; {check['handoff_overlaps']} review→QA "
          f"handoffs overlap by ≤ {check['handoff_max_ms']:.1f} ms of timestamp)", "0", "yes" if none else "**no**"),
     ]
     return {"items": n, "setup_seconds": setup, "solo": _figures(solo), "paced": _figures(paced), "flat": {**_figures(flat), "per_s": rate},
+            "flat_previous_design": {**_figures(before), "per_s": before_rate}, "chain_lag": lag,
             **check, "rows": rows}
+
+
+def connection_cursor():
+    from django.db import connection
+
+    return connection.cursor()
+
+
+def chain_lag() -> dict:
+    """After the runs: link the rest, then how long events waited to be linked, and a full verify."""
+    from django.conf import settings
+
+    from reports.audit import audit_chain, audit_verify
+
+    audit_chain()
+    with connection_cursor() as cursor:
+        cursor.execute("""SELECT extract(epoch FROM max(l.linked_at - e.at)),
+                                 extract(epoch FROM percentile_cont(0.99) WITHIN GROUP (ORDER BY l.linked_at - e.at))
+                            FROM reports_auditevent e JOIN reports_auditlink l ON l.seq = e.id
+                           WHERE e.actor_kind = 'user'""")
+        worst, p99 = cursor.fetchone()
+    checked, broken, why = audit_verify(chain=False)
+    verdict = f"intact, {checked} events" if broken is None else f"BROKEN at {broken}: {why}"
+    return {"max_s": float(worst or 0), "p99_s": float(p99 or 0), "window_s": settings.TSREVIEW_AUDIT_CHAIN_WINDOW_SECONDS,
+            "verify": verdict}
 
 
 def _figures(run_: dict) -> dict:

@@ -57,6 +57,8 @@ def configure_environment(workdir: Path) -> dict:
         "TSREVIEW_VAR_DIR": str(workdir),
         "TSREVIEW_MEDIA_ROOT": str(workdir / "media"),
         "TSREVIEW_MEDIA_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "TSREVIEW_AUDIT_KEY": "bench:" + base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "TSREVIEW_AUDIT_CHECKPOINTS": str(workdir / "audit-checkpoints.jsonl"),
         "TSREVIEW_SCANNER_RATE": "1000000/min",
         "LOG_LEVEL": "WARNING",
         # The reporter a report needs; the schema the suite uses (relative to the project root).
@@ -67,6 +69,8 @@ def configure_environment(workdir: Path) -> dict:
     }
     os.environ.update(env)
     os.environ.pop("TSREVIEW_MEDIA_KEY_FILE", None)
+    os.environ.pop("TSREVIEW_AUDIT_KEY_FILE", None)
+    os.environ.pop("DATABASE_OWNER_URL", None)
     os.environ.pop("DATABASE_URL_FILE", None)
     return env
 

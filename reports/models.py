@@ -330,7 +330,11 @@ class ExposureDay(models.Model):
 
 
 class AuditEvent(models.Model):
-    """Append-only, hash-chained log of every state change and media access."""
+    """Append-only log of every state change and media access (reports/audit.py).
+
+    Writers only insert (the id comes from the table's sequence, so they never queue on one
+    row); the chaining step links each id in order in AuditLink. A number whose transaction
+    rolled back is filled by the chainer with an `audit.gap` event, so that ids run 1, 2, 3 …"""
 
     at = models.DateTimeField()
     actor_kind = models.CharField(max_length=10)  # user, scanner, system
@@ -342,21 +346,26 @@ class AuditEvent(models.Model):
     # A plain number, not a foreign key: the log outlives purged items.
     item_id = models.BigIntegerField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True)
-    prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    # For subjects that verify_audit cross-checks (decisions, reveals): the fields and SHA-256 of
+    # the subject's row as it stood when the event was written.
+    subject_row = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["item_id", "id"], name="audit_item"),  # the item timeline
             models.Index(fields=["action", "at"], name="audit_action_time"),
+            models.Index(fields=["subject_kind", "subject_id"], name="audit_subject"),
         ]
 
 
-class AuditHead(models.Model):
-    """The newest link of the chain, locked by each writer so that links never fork."""
+class AuditLink(models.Model):
+    """One link of the chain: HMAC-SHA256, under the audit key named by key_id (kept outside the
+    database), of the previous link's mac and event `seq`. Append-only, like the events."""
 
-    last_id = models.BigIntegerField(default=0)
-    last_hash = models.CharField(max_length=64, default="0" * 64)
+    seq = models.BigIntegerField(primary_key=True)  # the event's id
+    key_id = models.CharField(max_length=32)
+    mac = models.CharField(max_length=64)
+    linked_at = models.DateTimeField()
 
 
 # --- CyberTipline reports (DESIGN §4, §7) -----------------------------------------------------

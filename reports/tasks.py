@@ -3,6 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
+from . import audit
 from .intake import previews
 from .reporting import drafting, lifecycle, preservation
 
@@ -54,3 +55,12 @@ def report_drafts_build_task() -> int:
 @shared_task
 def retention_purge_task() -> int:
     return preservation.retention_purge()
+
+
+# --- The audit chain ---------------------------------------------------------------------------
+
+@shared_task(ignore_result=True)
+def audit_chain_task() -> int:
+    """Link the audit events committed since the last run (and checkpoint the head when due).
+    Refuses, loudly, to extend a log that no longer reaches its newest checkpoint."""
+    return audit.audit_chain()

@@ -1,18 +1,21 @@
 """Personas and fixtures. The suite runs on real PostgreSQL and Redis, never on SQLite."""
 
+import copy
 import os
 from pathlib import Path
 
 import pytest
 import redis
 from django.conf import settings
+from django.db import connections, transaction
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.test import Client
 from rest_framework.test import APIClient
 
 from reports.models import AuditEvent, Item, Match, Role, Submission
 from tsreview.celery import app as celery_app
 
-from .factories import TEST_MEDIA_KEY, make_confirmed, make_item, make_scanner, make_user, stored_files
+from .factories import TEST_AUDIT_KEY, TEST_MEDIA_KEY, make_confirmed, make_item, make_scanner, make_user, stored_files
 
 
 def pytest_configure(config):
@@ -23,12 +26,146 @@ def pytest_configure(config):
             f"Refusing to run on {engine}.")
     if not settings.CELERY_BROKER_URL.startswith("redis://"):
         raise pytest.UsageError("The suite needs Redis: set CELERY_BROKER_URL=redis://... (make test does).")
+    _two_roles()
     xsd = Path(settings.TSREVIEW_CYBERTIP_XSD)
     xsd = xsd if xsd.is_absolute() else settings.BASE_DIR / xsd
     if not xsd.is_file():
         raise pytest.UsageError(
             f"The suite validates reports against NCMEC's schema, expected at {xsd} "
             "(make test looks in ../shared/ncmec/; set TSREVIEW_CYBERTIP_XSD to its path).")
+
+
+# --- Two database roles (docs/security.md) ----------------------------------------------------
+# The test database is created and migrated by the owner (DATABASE_OWNER_URL, or DATABASE_URL's
+# role when only that is given), and the suite's own connections (the tests, the live server,
+# the processes the fault tests start) run as a runtime role granted by reports.dbroles, exactly
+# as in production. Without DATABASE_OWNER_URL the suite makes its runtime role itself.
+TEST_RUNTIME_ROLE = "tsreview_test_runtime"
+TEST_RUNTIME_PASSWORD = "tsreview-test-runtime"  # a role of the test cluster, on loopback
+_RUNTIME = {}
+
+
+def _two_roles():
+    databases = settings.DATABASES
+    default = databases["default"]
+    if "owner" in databases:
+        _RUNTIME.update(USER=default["USER"], PASSWORD=default["PASSWORD"], create=False)
+        default["USER"], default["PASSWORD"] = databases["owner"]["USER"], databases["owner"]["PASSWORD"]
+    else:
+        _RUNTIME.update(USER=TEST_RUNTIME_ROLE, PASSWORD=TEST_RUNTIME_PASSWORD, create=True)
+        databases["owner"] = copy.deepcopy(default)
+    connections.__dict__.pop("settings", None)  # read DATABASES again
+
+
+def _runtime_role_make(cursor):
+    cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [_RUNTIME["USER"]])
+    if cursor.fetchone() is None:
+        try:
+            with transaction.atomic(using="owner"):
+                cursor.execute(f"CREATE ROLE {_RUNTIME['USER']} LOGIN PASSWORD %s", [_RUNTIME["PASSWORD"]])
+        except Exception:  # another suite on this cluster made it a moment ago
+            cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [_RUNTIME["USER"]])
+            assert cursor.fetchone(), "could not make the runtime role"
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """After pytest-django made the test database (as the owner): grant the runtime role, and
+    let every connection of the alias "default" sign in as it."""
+    from reports.dbroles import grant_runtime
+
+    default, owner = connections["default"], connections["owner"]
+    owner.close()
+    owner.settings_dict["NAME"] = default.settings_dict["NAME"]
+    with django_db_blocker.unblock():
+        with owner.cursor() as cursor:
+            if _RUNTIME["create"]:
+                _runtime_role_make(cursor)
+        grant_runtime(runtime_role=_RUNTIME["USER"])
+        default.close()
+        signed_in_as = default.settings_dict["USER"]
+        default.settings_dict["USER"], default.settings_dict["PASSWORD"] = _RUNTIME["USER"], _RUNTIME["PASSWORD"]
+        with default.cursor() as cursor:
+            cursor.execute("SELECT current_user, rolsuper FROM pg_roles WHERE rolname = current_user")
+            assert cursor.fetchone() == (_RUNTIME["USER"], False), "the suite must run as a runtime role"
+    yield
+    if _OWNER.get("conn") is not None:
+        _OWNER["conn"].close()
+    with django_db_blocker.unblock():
+        default.close()
+        owner.close()
+    default.settings_dict["USER"] = signed_in_as  # the owner drops the test database
+    default.settings_dict["PASSWORD"] = owner.settings_dict["PASSWORD"]
+
+
+_OWNER = {}
+
+
+def owner_session():
+    """The owner's own connection to the test database, apart from Django's (which a test may
+    not be allowed to use): for the flush and the audit numbering below."""
+    import psycopg
+
+    if _OWNER.get("conn") is None or _OWNER["conn"].closed:
+        db = connections["owner"].settings_dict
+        _OWNER["conn"] = psycopg.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, dbname=db["NAME"],
+                                         user=db["USER"], password=db["PASSWORD"] or None, autocommit=True)
+    return _OWNER["conn"]
+
+
+_flush = BaseDatabaseOperations.execute_sql_flush
+
+
+def _flush_as_owner(self, sql_list):
+    """A transactional test's flush empties every table, append-only ones too: only the owner may,
+    with the append-only triggers set aside (as a superuser, by replication mode; otherwise by
+    disabling them within the flush's own transaction)."""
+    if self.connection.alias == "owner":
+        return None  # the same database as "default", flushed once through it
+    if self.connection.alias != "default" or not sql_list:
+        return _flush(self, sql_list)
+    from reports.dbroles import APPEND_ONLY_SQL
+
+    conn = owner_session()
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+        if cursor.fetchone()[0]:
+            cursor.execute("SET LOCAL session_replication_role = replica")
+            tables = []
+        else:
+            tables = [row[0] for row in cursor.execute(APPEND_ONLY_SQL).fetchall()]
+            for table in tables:
+                cursor.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+        for sql in sql_list:
+            cursor.execute(sql)
+        for table in tables:
+            cursor.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+
+
+BaseDatabaseOperations.execute_sql_flush = _flush_as_owner
+
+
+@pytest.fixture(autouse=True)
+def audit_numbering(request):
+    """Sequences do not roll back with a test's transaction: each test's audit events start at
+    the number after the committed ones (as each test's tables start empty), or the chainer
+    would seal every number earlier tests used as a gap."""
+    if "_django_db_helper" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+        return
+    request.getfixturevalue("django_db_setup")
+    with owner_session().cursor() as cursor:
+        cursor.execute("SELECT setval(pg_get_serial_sequence('reports_auditevent', 'id'), "
+                       "coalesce((SELECT max(id) FROM reports_auditevent), 0) + 1, false)")
+
+
+@pytest.fixture(autouse=True)
+def audit_anchor(settings, tmp_path):
+    """Each test has its own audit key and checkpoint file; gaps are sealed without waiting."""
+    settings.TSREVIEW_AUDIT_KEY = TEST_AUDIT_KEY
+    settings.TSREVIEW_AUDIT_OLD_KEYS = ""
+    settings.TSREVIEW_AUDIT_CHECKPOINTS = str(tmp_path / "audit-checkpoints.jsonl")
+    settings.TSREVIEW_AUDIT_GAP_GRACE_SECONDS = 0
+    return Path(settings.TSREVIEW_AUDIT_CHECKPOINTS)
 
 
 @pytest.fixture(autouse=True)

@@ -20,6 +20,7 @@ from reports.review.queue import item_claim
 from reports.review.reveal import original_fetch, view_seconds_record
 
 TEST_MEDIA_KEY = "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s="
+TEST_AUDIT_KEY = "test1:dGVzdHRlc3R0ZXN0dGVzdHRlc3R0ZXN0dGVzdHRlc3Q="
 PASSWORD = "correct horse battery staple"
 
 

@@ -69,6 +69,7 @@ MATRIX = {
     "lead-escalations": ("get", "/lead/escalations/", {}, lead_only(200)),
     "lead-escalation-claim": ("post", "/lead/escalations/claim/", {}, lead_only(302)),
     "lead-stats": ("get", "/lead/stats/", {}, lead_only(200)),
+    "lead-audit": ("get", "/lead/audit/", {}, lead_only(200)),
     "report-list": ("get", "/reports/", {}, lead_only(200)),
     "report-build": ("post", "/reports/build/", {}, lead_only(302)),
     "report-detail": ("get", "/reports/{report}/", {}, lead_only(200)),

@@ -250,11 +250,12 @@ def test_a_confirmation_is_recorded_with_the_view_and_audited(rita, reviewer, qu
     assert ExposureDay.objects.get(user=reviewer).items == 1
 
 
-def test_an_unreported_reveal_is_counted_when_the_claim_ends(rita, reviewer, queued_items, settings):
+def test_an_unreported_reveal_is_counted_when_the_claim_ends(rita, reviewer, queued_items, settings, monkeypatch):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
     item = claim(rita)
     reveal(rita, item)
-    ViewEvent.objects.update(started_at=timezone.now() - timedelta(seconds=7))
+    # Seven seconds later (a reveal's start is append-only: the clock moves, not the row).
+    monkeypatch.setattr(timezone, "now", lambda now=timezone.now: now() + timedelta(seconds=7))
     decide(rita, item, verdict="not_csam", reason="benign")
     view = ViewEvent.objects.get()
     assert view.reported and 7 <= view.seconds <= 10 and not view.painted

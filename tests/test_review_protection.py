@@ -4,8 +4,10 @@ and the admin's blur and colour limits hold at the media endpoints."""
 
 import io
 import json
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 from PIL import Image
 
 from reports.cybertip import xml
@@ -105,10 +107,11 @@ def test_a_malformed_reveal_report_is_refused_and_changes_nothing(rita, held, bo
 
 
 def test_a_reveal_whose_reports_were_all_lost_counts_at_most_the_short_limit_and_is_not_a_view(
-        rita, held, reviewer, settings):
+        rita, held, reviewer, settings, monkeypatch):
     settings.TSREVIEW_UNREPORTED_VIEW_SECONDS = 3
     _, view_id = reveal(rita, held.item_id)
-    ViewEvent.objects.filter(pk=view_id).update(started_at=ViewEvent.objects.get(pk=view_id).started_at.replace(year=2020))
+    # A minute later (a reveal's start is append-only: the clock moves, not the row).
+    monkeypatch.setattr(timezone, "now", lambda now=timezone.now: now() + timedelta(seconds=60))
     assert rita.post(f"/review/{held.item_id}/skip/").status_code == 302  # the claim ends
     view = ViewEvent.objects.get(pk=view_id)
     assert (view.reported, view.seconds, view.painted) == (True, 3.0, False)

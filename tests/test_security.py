@@ -141,6 +141,11 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
         "ALLOWED_HOSTS": "review.example.org",
         "TSREVIEW_MEDIA_KEY": "a" * 43 + "=",
         "TSREVIEW_VAR_DIR": str(tmp_path),
+        # Two roles and the audit anchors (docs/security.md); tests/test_audit.py checks each warning.
+        "DATABASE_URL": "postgres://tsreview_app:pw@db.example.org/tsreview",
+        "DATABASE_OWNER_URL": "postgres://tsreview_owner:pw@db.example.org/tsreview",
+        "TSREVIEW_AUDIT_KEY": "prod1:" + "b" * 43 + "=",
+        "TSREVIEW_AUDIT_CHECKPOINTS": str(tmp_path / "audit-checkpoints.jsonl"),
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)  # set by the browser tests' conftest, never in deployment
     result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],

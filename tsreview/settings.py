@@ -121,7 +121,14 @@ TEMPLATES = [
     },
 ]
 
+# Two roles in production (docs/security.md): DATABASE_URL is the runtime role that web and
+# workers use (no UPDATE or DELETE on the append-only tables, no TRUNCATE, no DDL, no trigger
+# control); DATABASE_OWNER_URL is the role that owns the tables and runs
+# `manage.py migrate --database owner` (which also grants the runtime role its privileges).
+# Without DATABASE_OWNER_URL one role does both (the embedded SQLite default, a first try).
 DATABASES = {"default": database_from_url(env("DATABASE_URL", "sqlite:///var/tsreview.sqlite3"))}
+if env("DATABASE_OWNER_URL"):
+    DATABASES["owner"] = database_from_url(env("DATABASE_OWNER_URL"))
 if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATABASES["default"]["NAME"] != ":memory:":
     # The embedded database holds who looked at what: only this account may read it. Its folder
     # (the embedded default's var/) is made 0700; the file is created 0600 before SQLite opens
@@ -217,6 +224,29 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 # body over the limit is refused by its Content-Length before it is read).
 FILE_UPLOAD_HANDLERS = ["django.core.files.uploadhandler.MemoryFileUploadHandler"]
 FILE_UPLOAD_MAX_MEMORY_SIZE = TSREVIEW_MAX_UPLOAD_BYTES + 1024 * 1024
+
+# --- The audit log (DESIGN §6, docs/security.md) -------------------------------------------
+# Links are HMAC-SHA256 under this key, which is not in the database: "ID:KEY" with KEY 32 bytes
+# in urlsafe base64 and ID a short name of your choosing (the embedded default makes
+# var/audit.key on first use). Earlier keys stay listed in TSREVIEW_AUDIT_OLD_KEYS (comma-
+# separated ID:KEY) so that the links they made still verify after a rotation.
+TSREVIEW_AUDIT_KEY = env("TSREVIEW_AUDIT_KEY", "")
+TSREVIEW_AUDIT_KEY_FILE_DEFAULT = None if PRODUCTION else VAR_DIR / "audit.key"
+TSREVIEW_AUDIT_OLD_KEYS = env("TSREVIEW_AUDIT_OLD_KEYS", "")
+# Writers only insert events; one chaining step links them in order shortly after (a Celery
+# beat task every TSREVIEW_AUDIT_CHAIN_SECONDS; in-process on SQLite). An event still unlinked
+# after TSREVIEW_AUDIT_CHAIN_WINDOW_SECONDS fails verify_audit.
+TSREVIEW_AUDIT_CHAIN_SECONDS = env_float("TSREVIEW_AUDIT_CHAIN_SECONDS", 5.0)
+TSREVIEW_AUDIT_CHAIN_WINDOW_SECONDS = env_float("TSREVIEW_AUDIT_CHAIN_WINDOW_SECONDS", 120.0)
+# A number taken by a transaction that rolled back is sealed as a gap only after it has been
+# seen missing for this long (a writer between taking its number and inserting its row).
+TSREVIEW_AUDIT_GAP_GRACE_SECONDS = env_float("TSREVIEW_AUDIT_GAP_GRACE_SECONDS", 1.0)
+# The chain's head is checkpointed outside the database at this interval: a signed line
+# appended to TSREVIEW_AUDIT_CHECKPOINTS (a file on append-only storage by default; the store
+# is a class, TSREVIEW_AUDIT_CHECKPOINT_STORE, so that an object store can take its place).
+TSREVIEW_AUDIT_CHECKPOINT_SECONDS = env_float("TSREVIEW_AUDIT_CHECKPOINT_SECONDS", 60.0)
+TSREVIEW_AUDIT_CHECKPOINTS = env("TSREVIEW_AUDIT_CHECKPOINTS", "" if PRODUCTION else str(VAR_DIR / "audit-checkpoints.jsonl"))
+TSREVIEW_AUDIT_CHECKPOINT_STORE = env("TSREVIEW_AUDIT_CHECKPOINT_STORE", "reports.audit.FileCheckpointStore")
 
 # --- Review and wellness defaults (DESIGN §5) -------------------------------------------------
 TSREVIEW_LEASE_SECONDS = env_int("TSREVIEW_LEASE_SECONDS", 600)
@@ -333,6 +363,7 @@ CELERY_BEAT_SCHEDULE = {
     "report-drafts-build": {"task": "reports.tasks.report_drafts_build_task", "schedule": 300.0},
     "reports-resume": {"task": "reports.tasks.reports_resume", "schedule": 300.0},
     "retention-purge": {"task": "reports.tasks.retention_purge_task", "schedule": 24 * 3600.0},
+    "audit-chain": {"task": "reports.tasks.audit_chain_task", "schedule": TSREVIEW_AUDIT_CHAIN_SECONDS},
 }
 
 # Scanner JSON (the metadata part, a provenance PATCH) nested deeper than this is refused with

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from ..access import item_for_lead, lead_required
+from ..audit import audit_status
 from ..errors import Refused
 from ..intake.submission import item_sightings
 from ..leads import selectors
@@ -128,3 +129,11 @@ def stats(request):
         days = 14
     return render(request, "reports/lead_stats.html", lead_stats.reviewer_stats(days=days))
 
+
+
+@require_GET
+@lead_required
+def audit_log(request):
+    """The audit chain's head, what waits to be linked, and the newest checkpoint outside the
+    database (a lead can compare it with the copy the checkpoint store keeps)."""
+    return render(request, "reports/lead_audit.html", audit_status())

@@ -12,6 +12,7 @@ lead = [
     path("escalations/", leads.escalations, name="lead-escalations"),
     path("escalations/claim/", leads.escalation_claim, name="lead-escalation-claim"),
     path("stats/", leads.stats, name="lead-stats"),
+    path("audit/", leads.audit_log, name="lead-audit"),
 ]
 
 report = [

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import connection
@@ -39,10 +40,13 @@ def listening(port: int) -> bool:
 
 def app_env(media_root, **overrides) -> dict:
     """The environment of an app process on the test database (pytest-django's test_ one)."""
-    db = connection.settings_dict
-    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    db = connection.settings_dict  # the runtime role (tests/conftest.py)
+    login = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")
+    url = f"postgres://{login}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
     env = {**os.environ, "DATABASE_URL": url, "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
-           "TSREVIEW_MEDIA_ROOT": str(media_root), "TSREVIEW_MEDIA_KEY": TEST_MEDIA_KEY, "DJANGO_SETTINGS_MODULE": "tsreview.settings"}
+           "TSREVIEW_MEDIA_ROOT": str(media_root), "TSREVIEW_MEDIA_KEY": TEST_MEDIA_KEY, "DJANGO_SETTINGS_MODULE": "tsreview.settings",
+           "TSREVIEW_AUDIT_KEY": settings.TSREVIEW_AUDIT_KEY, "TSREVIEW_AUDIT_CHECKPOINTS": settings.TSREVIEW_AUDIT_CHECKPOINTS}
+    env.pop("DATABASE_OWNER_URL", None)
     env.update({k: str(v) for k, v in overrides.items()})
     return env
 
