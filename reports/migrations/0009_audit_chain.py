@@ -77,7 +77,7 @@ def drop(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('reports', '0006_moving_media'),
+        ('reports', '0008_report_statements'),
     ]
 
     operations = [
