@@ -47,12 +47,19 @@ def _get(queryset, **lookup):
 def item_for_user(user, pk, *, claim_required=False) -> tuple[Item, Claim | None]:
     """The only way to fetch an item for a person: the reviewer holding its claim, or a lead.
 
-    Returns the item and the person's open claim on it (None for a lead without one)."""
+    Returns the item and the person's open claim on it (None for a lead without one). A
+    near-duplicate waiting in the cluster of an item the person holds comes with that claim
+    (the cluster is one task); never with claim_required (it is decided through its cluster)."""
     item = _get(Item.objects, pk=int(pk) if str(pk).isdigit() else -1)
     claim = Claim.objects.filter(item=item, user=user, end=Claim.End.OPEN).first()
     holds = claim is not None and item.state == Item.State.CLAIMED and item.claimed_by_id == user.pk
     if holds:
         return item, claim
+    if item.state == Item.State.CLUSTERED and item.cluster_of_id and not claim_required:
+        rep_claim = Claim.objects.filter(item_id=item.cluster_of_id, user=user, end=Claim.End.OPEN,
+                                         item__state=Item.State.CLAIMED, item__claimed_by=user).first()
+        if rep_claim is not None:
+            return item, rep_claim
     if is_lead(user) and not claim_required:
         return item, None
     raise Http404

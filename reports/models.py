@@ -41,6 +41,9 @@ class Item(models.Model):
         DECIDED = "decided"
         ESCALATED = "escalated"  # a reviewer was unsure; waiting for a lead
         QA = "qa"  # waiting for a blind second review
+        # A near-duplicate (PDQ within TSREVIEW_CLUSTER_DISTANCE) of a waiting item: it waits
+        # with that item (its cluster's representative) and is reviewed in the same task.
+        CLUSTERED = "clustered"
 
     class Verdict(models.TextChoices):
         NONE = ""
@@ -77,6 +80,11 @@ class Item(models.Model):
     # The standing verdict: the latest decision that is not an escalation.
     verdict = models.CharField(max_length=12, choices=Verdict.choices, blank=True, default="")
 
+    # Near-duplicates (review/clusters.py): the representative this item waits with (state
+    # clustered), or was decided with; and the PDQ distance to it.
+    cluster_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="cluster_members")
+    cluster_distance = models.PositiveSmallIntegerField(null=True, blank=True)
+
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
@@ -94,6 +102,8 @@ class Item(models.Model):
             # tasks.derivatives_sweep: items restored after a purge whose previews are not back yet.
             models.Index(fields=["id"], condition=Q(previews={}, purged_at__isnull=True) & ~Q(state="new"),
                          name="item_previews_missing"),
+            # review.clusters: the members waiting with a representative.
+            models.Index(fields=["cluster_of"], condition=Q(state="clustered"), name="item_cluster_waiting"),
         ]
 
     def __str__(self):
@@ -253,11 +263,42 @@ class Decision(models.Model):
     # ... and which segments they played: [[from, to], ...] in seconds of the video.
     played_segments = models.JSONField(default=list, blank=True)
     supersedes = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by")
+    # A member's decision made by a cluster decision: the representative's decision it follows.
+    cluster_decision = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="member_decisions")
     started_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField()
 
     class Meta:
         indexes = [models.Index(fields=["item", "decided_at"], name="decision_item_time")]
+
+
+class PdqIndex(models.Model):
+    """Multi-index hashing over PDQ (review/clusters.py): each 256-bit hash split into 16 chunks
+    of 16 bits, each chunk its own indexed column. Two hashes within Hamming distance 15 agree
+    exactly on at least one chunk (pigeonhole), so a lookup asks the 16 indexes for exact chunk
+    matches and computes the true distance on those candidates only. One row per image, one
+    per sampled frame of a video (`frame`)."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="pdq_rows")
+    frame = models.PositiveSmallIntegerField(null=True, blank=True)
+    hash = models.CharField(max_length=64)
+    c0 = models.IntegerField(db_index=True)
+    c1 = models.IntegerField(db_index=True)
+    c2 = models.IntegerField(db_index=True)
+    c3 = models.IntegerField(db_index=True)
+    c4 = models.IntegerField(db_index=True)
+    c5 = models.IntegerField(db_index=True)
+    c6 = models.IntegerField(db_index=True)
+    c7 = models.IntegerField(db_index=True)
+    c8 = models.IntegerField(db_index=True)
+    c9 = models.IntegerField(db_index=True)
+    c10 = models.IntegerField(db_index=True)
+    c11 = models.IntegerField(db_index=True)
+    c12 = models.IntegerField(db_index=True)
+    c13 = models.IntegerField(db_index=True)
+    c14 = models.IntegerField(db_index=True)
+    c15 = models.IntegerField(db_index=True)
 
 
 class ReviewerSettings(models.Model):

@@ -209,6 +209,12 @@ TSREVIEW_MIN_VIEW_SECONDS = env_float("TSREVIEW_MIN_VIEW_SECONDS", 0.3)
 # A reveal whose page never reported its length counts as at most this long (not painted).
 TSREVIEW_UNREPORTED_VIEW_SECONDS = env_float("TSREVIEW_UNREPORTED_VIEW_SECONDS", 10.0)
 TSREVIEW_QA_SAMPLE_PERCENT = env_int("TSREVIEW_QA_SAMPLE_PERCENT", 10)
+# Near-duplicate clusters (docs/clusters.md): a new item whose PDQ is within this Hamming
+# distance of a waiting item's is reviewed with it. At most 15 (16 chunks of multi-index hashing).
+TSREVIEW_CLUSTERS = env_bool("TSREVIEW_CLUSTERS", True)
+TSREVIEW_CLUSTER_DISTANCE = env_int("TSREVIEW_CLUSTER_DISTANCE", 12)
+if not 0 <= TSREVIEW_CLUSTER_DISTANCE <= 15:
+    raise RuntimeError("TSREVIEW_CLUSTER_DISTANCE must be between 0 and 15")
 
 # --- Provenance policy (DESIGN §4): what a report needs, per source type ----------------------
 # Each entry is a list of requirements; a requirement is a field path, or a tuple of paths of

@@ -35,7 +35,7 @@ def submission_status(submission: Submission) -> str:
     item = submission.item
     if item.state == Item.State.NEW:
         return "received"
-    if item.state == Item.State.QUEUED:
+    if item.state in (Item.State.QUEUED, Item.State.CLUSTERED):  # waiting alone, or with its near-duplicates
         return "queued"
     if item.state == Item.State.DECIDED and item.verdict == Item.Verdict.CONFIRMED:
         return "reported" if submission_report_id(submission) else "confirmed"

@@ -15,7 +15,7 @@ from ..leads import selectors
 from ..leads import stats as lead_stats
 from ..leads.overturn import decision_overturn
 from ..models import Claim
-from ..review import queue
+from ..review import clusters, queue
 from .claiming import claim_and_open
 from .forms import DecisionLogFilter, OverturnForm, refused_into
 
@@ -83,7 +83,25 @@ def _item_page(request, item, form, status=200):
     return render(request, "reports/lead_item.html", {
         "item": item, "submissions": item_sightings(item), "decisions": selectors.decision_history(item),
         "timeline": selectors.item_timeline(item), "form": form, "views": selectors.item_views(item),
+        "members": clusters.cluster_members(item.pk),
     }, status=status)
+
+
+@require_POST
+@lead_required
+def cluster_split(request, item_id):
+    """A lead splits wrong members off a cluster; each is then reviewed on its own."""
+    item = item_for_lead(item_id)
+    ids = request.POST.getlist("members")
+    try:
+        if not all(i.isdigit() and len(i) < 19 for i in ids):
+            raise Refused({"members": "Members are item numbers."})
+        done = clusters.cluster_split(lead=request.user, rep_id=item.pk, member_ids=ids)
+    except Refused as exc:
+        messages.error(request, " ".join(str(m) for m in exc.errors.values()))
+        return _item_page(request, item, OverturnForm(), status=400)
+    messages.success(request, f"Split off {len(done)} item{'s' if len(done) != 1 else ''}: each waits for its own review.")
+    return redirect("lead-item", item_id=item.pk)
 
 
 @require_POST

@@ -9,6 +9,7 @@ lead = [
     path("decisions.csv", leads.decision_log_csv, name="lead-decisions-csv"),
     path("items/<int:item_id>/", leads.item_detail, name="lead-item"),
     path("items/<int:item_id>/overturn/", leads.item_overturn, name="lead-item-overturn"),
+    path("items/<int:item_id>/split/", leads.cluster_split, name="lead-cluster-split"),
     path("escalations/", leads.escalations, name="lead-escalations"),
     path("escalations/claim/", leads.escalation_claim, name="lead-escalation-claim"),
     path("stats/", leads.stats, name="lead-stats"),
