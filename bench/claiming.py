@@ -1,7 +1,9 @@
 """3. Claiming.
 
 1,000,000 queued items (rows only: claiming needs no media), inserted with one INSERT … SELECT
-generate_series. Then 16 reviewers, each its own process, claim and decide (not apparent CSAM)
+generate_series, spread over three named queues and the general one, with priorities (0–600)
+and a few urgent items, ranked as intake/routing.py ranks them; every reviewer works two of the
+queues and the general one (queue.item_claim then reads the head of three queues, then locks). Then 16 reviewers, each its own process, claim and decide (not apparent CSAM)
 through queue.item_claim and decisions.decision_record: the latency of each claim, and a check
 that no item was ever held by two people at once.
 
@@ -23,20 +25,30 @@ THINK_SECONDS = (1.0, 2.0)
 
 ITEMS_SQL = """
 INSERT INTO reports_item (sha256, md5, sha1, pdq, pdq_quality, mime_type, size_bytes, width, height, frames,
-                          original_blob, previews, state, priority, verdict, created_at, queued_at)
+                          original_blob, previews, state, priority, verdict, created_at, queued_at, urgent, queue_id, rank_at)
 SELECT encode(sha256(('bench-' || g)::bytea), 'hex'), md5(g::text), substr(md5('s' || g) || md5('t' || g), 1, 40),
-       '', NULL, 'image/jpeg', 100000, 1024, 768, 1, '', '{}'::jsonb, 'queued', (g %% 3)::smallint, '',
-       now() - interval '2 days', now() - interval '2 days' + g * interval '100 ms'
-FROM generate_series(1, %s) AS g
+       '', NULL, 'image/jpeg', 100000, 1024, 768, 1, '', '{}'::jsonb, 'queued', p, '',
+       now() - interval '2 days', q, g %% 50000 = 0,
+       CASE WHEN g %% 10 < 2 THEN %s WHEN g %% 10 = 2 THEN %s WHEN g %% 10 < 9 THEN %s ELSE NULL END,
+       q - p * interval '60 s' - CASE WHEN g %% 50000 = 0 THEN interval '18250 days' ELSE interval '0' END
+FROM (SELECT g, ((g %% 7) * 100)::smallint AS p, now() - interval '2 days' + g * interval '100 ms' AS q
+      FROM generate_series(1, %s) AS g) AS rows
 """
+# Named queues as docs/priority.md's example: live uploads (20 % of items), video (10 %),
+# datasets (60 %), the rest in the general queue. Every reviewer here works the live uploads
+# and video queues (and the general one): a claim looks at the head of three queues.
+QUEUES = ["live uploads", "video", "datasets"]
 
 
 def items_insert(n: int) -> float:
     from django.db import connection
 
+    from reports.models import ReviewQueue
+
+    ids = [ReviewQueue.objects.create(name=name, position=i).pk for i, name in enumerate(QUEUES)]
     t = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute(ITEMS_SQL, [n])
+        cursor.execute(ITEMS_SQL, [*ids, n])
         cursor.execute("VACUUM (ANALYZE) reports_item")
     return time.perf_counter() - t
 
@@ -45,7 +57,7 @@ def reviewers_create(n: int, prefix: str = "reviewer") -> list[int]:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Group
 
-    from reports.models import Role, WellnessPolicy
+    from reports.models import ReviewQueue, Role, WellnessPolicy
 
     group = Group.objects.get_or_create(name=Role.REVIEWER)[0]
     ids = []
@@ -54,6 +66,7 @@ def reviewers_create(n: int, prefix: str = "reviewer") -> list[int]:
         user.set_unusable_password()  # nobody signs in with a password here; hashing would cost seconds
         user.save()
         user.groups.add(group)
+        user.review_queues.set(ReviewQueue.objects.filter(name__in=QUEUES[:2]))
         ids.append(user.pk)
     # The daily item cap (400) would stop a reviewer in a long run; the cap is not what is measured.
     WellnessPolicy.objects.update_or_create(pk=1, defaults={"daily_cap_items": 100_000})
@@ -167,9 +180,14 @@ def explain() -> str:
     from reports.review import queue
 
     user = get_user_model().objects.filter(username__startswith="reviewer-").first()
-    query = queue._candidates(user, Claim.Stage.REVIEW).select_for_update(skip_locked=True, of=("self",))[:1]
+    candidates = queue._candidates(user, Claim.Stage.REVIEW)
+    lanes = queue.reviewer_lanes(user)
     with transaction.atomic():
-        return query.explain(analyze=True)
+        plans = [candidates.filter(**({"queue_id": q} if q else {"queue__isnull": True})).order_by("rank_at", "id")
+                 .values_list("rank_at", "id")[:queue.LANE_HEADS].explain(analyze=True) for q in lanes]
+        ids = queue._lane_heads(candidates, lanes)
+        lock = candidates.filter(pk__in=ids).select_for_update(skip_locked=True, of=("self",))[:1].explain(analyze=True)
+    return "\n".join([*(f"lane {q}: {p}" for q, p in zip(lanes, plans, strict=True)), f"lock: {lock}"])
 
 
 def run(n_items: int | None = None) -> dict:

@@ -1,6 +1,7 @@
 """The domain: scanners push submissions of items; reviewers claim and decide; all is audited."""
 
 import uuid
+from functools import partial
 
 from django.conf import settings
 from django.db import models
@@ -26,6 +27,33 @@ class Scanner(models.Model):
 
     # Lets DRF (throttling, request.user) treat an authenticated scanner as a principal.
     is_authenticated = True
+
+    def __str__(self):
+        return self.name
+
+
+class ReviewQueue(models.Model):
+    """A named queue ("live uploads", "datasets", "video") with its routing rule and the people
+    who take from it (intake/routing.py). An item goes to the first queue, by position, whose
+    rule it meets (every condition given; an empty list means any); an item no rule takes is
+    in the general queue, which everyone takes from. A reviewer assigned to no queue takes from
+    all of them."""
+
+    class Media(models.TextChoices):
+        ANY = "any"
+        IMAGE = "image"
+        VIDEO = "video"
+
+    name = models.CharField(max_length=100, unique=True)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Rules are tried in this order.")
+    source_types = models.JSONField(default=list, blank=True, help_text='e.g. ["user_upload"]; empty: any source.')
+    media = models.CharField(max_length=5, choices=Media.choices, default=Media.ANY)
+    labels = models.JSONField(default=list, blank=True, help_text='List labels, e.g. ["A1", "A2"]; empty: any.')
+    lists = models.JSONField(default=list, blank=True, help_text='List (bank) names, e.g. ["NCMEC"]; empty: any.')
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="review_queues")
+
+    class Meta:
+        ordering = ["position", "id"]
 
     def __str__(self):
         return self.name
@@ -74,7 +102,15 @@ class Item(models.Model):
     previews = models.JSONField(default=dict, blank=True)
 
     state = models.CharField(max_length=12, choices=State.choices, default=State.NEW)
+    # The PriorityPolicy's score of the item's matches and sightings (intake/routing.py).
     priority = models.SmallIntegerField(default=0)
+    # A lead's urgent flag (e.g. a report escalated to high priority): ahead of everything else.
+    urgent = models.BooleanField(default=False)
+    queue = models.ForeignKey(ReviewQueue, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
+    # The claim order in one column: the time the item counts as waiting since. Its queued_at,
+    # brought forward by its priority (PriorityPolicy.seconds_per_point per point) and by
+    # URGENT_AHEAD when urgent; so waiting time keeps counting and the order is one index scan.
+    rank_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     lease_until = models.DateTimeField(null=True, blank=True)
     # The standing verdict: the latest decision that is not an escalation.
@@ -95,6 +131,9 @@ class Item(models.Model):
         indexes = [
             # queue.item_claim: next waiting item by priority, then age.
             models.Index(fields=["state", "-priority", "queued_at", "id"], name="item_claim_order"),
+            # queue.item_claim: next waiting item by rank, over all queues, and in one queue.
+            models.Index(fields=["state", "rank_at", "id"], name="item_claim_rank"),
+            models.Index(fields=["state", "queue", "rank_at", "id"], name="item_claim_queue_rank"),
             # queue.leases_expire: claims whose lease ran out.
             models.Index(fields=["lease_until"], condition=Q(state="claimed"), name="item_lease_expiry"),
             # tasks.derivatives_sweep: items whose derivatives were never made.
@@ -299,6 +338,36 @@ class PdqIndex(models.Model):
     c13 = models.IntegerField(db_index=True)
     c14 = models.IntegerField(db_index=True)
     c15 = models.IntegerField(db_index=True)
+
+
+# The policy's documented defaults (docs/priority.md); partials so that migrations copy the values.
+DEFAULT_LABEL_POINTS = partial(dict, {"A1": 400, "A2": 300, "B1": 200, "B2": 100})
+DEFAULT_SOURCE_POINTS = partial(dict, {"user_upload_with_uploader": 300, "user_upload": 200, "storage_scan": 150,
+                                       "model_output": 100, "web_crawl": 50, "third_party_dataset": 0,
+                                       "ai_training_data": 0, "other": 0})
+
+
+class PriorityPolicy(models.Model):
+    """How the queue is ordered (a single row, admin-editable; docs/priority.md). An item's
+    priority is the sum of its best label's, best source's and best list's points and of its
+    closest match's distance points; each point counts as `seconds_per_point` of waiting; an
+    urgent item goes ahead of all others."""
+
+    label_points = models.JSONField(default=DEFAULT_LABEL_POINTS, blank=True, help_text="Points by the list's label (A1 above B2).")
+    source_points = models.JSONField(default=DEFAULT_SOURCE_POINTS, blank=True,
+                                     help_text='Points by source type; "user_upload_with_uploader" is a live upload '
+                                               "whose uploader is known.")
+    list_points = models.JSONField(default=dict, blank=True, help_text='Points by list name, e.g. {"NCMEC": 50}.')
+    distance_points = models.PositiveSmallIntegerField(
+        default=100, help_text="Points for a match at distance 0, falling to none at the scanner's threshold.")
+    seconds_per_point = models.PositiveIntegerField(default=60, help_text="How much waiting one point is worth.")
+
+    class Meta:
+        verbose_name_plural = "priority policy"
+
+    @classmethod
+    def current(cls):
+        return cls.objects.get_or_create(pk=1)[0]
 
 
 class ReviewerSettings(models.Model):

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from .intake import previews
+from .intake import previews, routing
 from .reporting import drafting, lifecycle, preservation
 
 
@@ -20,6 +20,12 @@ def derivatives_sweep(older_than_seconds: int = 60) -> int:
     for item_id in ids:
         previews.previews_enqueue(item_id)
     return len(ids)
+
+
+@shared_task
+def priorities_recompute_task() -> int:
+    """Score and route the waiting items again after an admin changed the policy or the queues."""
+    return routing.priorities_recompute()
 
 
 # --- CyberTipline reports, preservation and retention ------------------------------------------

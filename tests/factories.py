@@ -13,6 +13,7 @@ from django.test import override_settings
 
 from devtools.synthetic import synthetic_image, synthetic_variant
 from reports.intake.previews import item_previews_make
+from reports.intake.routing import rank_time
 from reports.intake.submission import submission_push
 from reports.models import Claim, Decision, Item, Scanner
 from reports.review.decisions import decision_record
@@ -113,8 +114,8 @@ def make_item(seed: int, *, priority=0, metadata=None, size=(320, 240)):
     result = submission_push(scanner=scanner, document=metadata or make_metadata(f"fixture/{seed}"),
                              data=synthetic_image(seed, size=size), claimed_type="image/jpeg")
     item = item_previews_make(item_id=result.submission.item_id)
-    if priority:
-        Item.objects.filter(pk=item.pk).update(priority=priority)
+    if priority:  # a test's own order: the priority, and the claim rank that follows from it
+        Item.objects.filter(pk=item.pk).update(priority=priority, rank_at=rank_time(item.queued_at, priority, item.urgent))
         item.refresh_from_db()
     return item
 

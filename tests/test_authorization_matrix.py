@@ -66,6 +66,7 @@ MATRIX = {
     "lead-decisions-csv": ("get", "/lead/decisions.csv", {}, lead_only(200)),
     "lead-item": ("get", "/lead/items/{item}/", {}, lead_only(200)),
     "lead-item-overturn": ("post", "/lead/items/{confirmed}/overturn/", {}, lead_only(400)),
+    "lead-cluster-split": ("post", "/lead/items/{item}/split/", {}, lead_only(400)),
     "lead-escalations": ("get", "/lead/escalations/", {}, lead_only(200)),
     "lead-escalation-claim": ("post", "/lead/escalations/claim/", {}, lead_only(302)),
     "lead-stats": ("get", "/lead/stats/", {}, lead_only(200)),

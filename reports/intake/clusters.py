@@ -19,6 +19,7 @@ from django.db.models import Q
 
 from ..audit import audit_record
 from ..models import Item, PdqIndex
+from .routing import rank_time
 
 CHUNKS = 16
 # PDQ's own advice: hashes of quality below 50 (flat, featureless pictures) are not reliable
@@ -72,7 +73,8 @@ def pdq_neighbours(pdq: str, *, distance: int | None = None, states=None, exclud
                    ) -> list[tuple[int, int | None, int]]:
     """Indexed hashes within `distance` of `pdq`: (item id, frame, distance), nearest first.
 
-    One indexed query for the candidates (items in `states`, if given), exact distance here."""
+    One indexed query for the candidates, exact distance here; then, if `states` is given, one
+    query keeps those of items in these states."""
     distance = cluster_distance() if distance is None else distance
     if distance >= CHUNKS:
         raise ValueError("multi-index hashing with 16 chunks answers distances up to 15")
@@ -81,8 +83,6 @@ def pdq_neighbours(pdq: str, *, distance: int | None = None, states=None, exclud
     for i, value in enumerate(chunks):
         match |= Q(**{f"c{i}": value})
     rows = PdqIndex.objects.filter(match)
-    if states is not None:
-        rows = rows.filter(item__state__in=list(states))
     if exclude_item is not None:
         rows = rows.exclude(item_id=exclude_item)
     if videos is not None:
@@ -92,6 +92,11 @@ def pdq_neighbours(pdq: str, *, distance: int | None = None, states=None, exclud
         d = hamming(pdq, value)
         if d <= distance:
             found.append((item_id, frame, d))
+    if states is not None and found:
+        # The items' states are read for the few within the distance only, not joined to
+        # every candidate: most candidates share a chunk by chance and are far away.
+        keep = set(Item.objects.filter(pk__in={row[0] for row in found}, state__in=list(states)).values_list("pk", flat=True))
+        found = [row for row in found if row[0] in keep]
     return sorted(found, key=lambda row: (row[2], row[0], row[1] or 0))
 
 
@@ -167,8 +172,11 @@ def cluster_join(item: Item, candidate: tuple[int, int] | None) -> Item | None:
                                                                cluster_of__isnull=True).first()
     if rep is None:
         return None
-    if item.priority > rep.priority:  # the task waits as urgently as its most urgent member
-        Item.objects.filter(pk=rep.pk).update(priority=item.priority)
+    if item.priority > rep.priority or (item.urgent and not rep.urgent):
+        # The task waits as urgently as its most urgent member.
+        priority, urgent = max(item.priority, rep.priority), item.urgent or rep.urgent
+        Item.objects.filter(pk=rep.pk).update(priority=priority, urgent=urgent,
+                                              rank_at=rank_time(rep.queued_at, priority, urgent))
     return rep
 
 

@@ -13,6 +13,7 @@ from ..states import item_move
 from .clusters import cluster_candidate, cluster_join, cluster_join_audit, pdq_index_add
 from .decode import DecodeFailed, video_previews_limited
 from .media import previews_make
+from .routing import placement, rank_time
 from .storage import media_store
 
 
@@ -55,14 +56,16 @@ def item_previews_make(*, item_id: int) -> Item:
         fields = ["previews", "frame_times", "frame_pdqs"]
         rep = None
         if item.state == Item.State.NEW:
+            item.queued_at = timezone.now()
+            for name, value in placement(item).items():  # priority, queue and rank (intake/routing.py)
+                setattr(item, name, value)
             rep = cluster_join(item, near)
             if rep is not None:  # a near-duplicate of a waiting item: reviewed with it
                 item.state, item.cluster_of, item.cluster_distance = item_move(item.state, Item.State.CLUSTERED), rep, near[1]
                 fields += ["cluster_of", "cluster_distance"]
             else:
                 item.state = item_move(item.state, Item.State.QUEUED)
-            item.queued_at = timezone.now()
-            fields += ["state", "queued_at"]
+            fields += ["state", "queued_at", "priority", "queue", "rank_at"]
         item.save(update_fields=fields)
         pdq_index_add(item)
         audit_record(actor=None, action="item.previews_made", subject=item, item_id=item.pk,
@@ -83,7 +86,8 @@ def _unreviewable(item_id: int, reason: str) -> Item:
             return item
         item.state, item.queued_at = item_move(item.state, Item.State.ESCALATED), timezone.now()
         item.unreviewable_reason = reason[:400]
-        item.save(update_fields=["state", "queued_at", "unreviewable_reason"])
+        item.rank_at = rank_time(item.queued_at, item.priority, item.urgent)
+        item.save(update_fields=["state", "queued_at", "unreviewable_reason", "rank_at"])
         audit_record(actor=None, action="item.unreviewable", subject=item, item_id=item.pk, data={"reason": item.unreviewable_reason})
     return item
 

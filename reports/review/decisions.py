@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from ..audit import audit_record
 from ..errors import Refused
+from ..intake.routing import rank_time
 from ..models import Claim, Decision, Item
 from ..states import item_move
 from .clusters import cluster_members_lock, member_requeue
@@ -198,5 +199,6 @@ def _item_settle(item: Item, decision: Decision, state: str, now) -> None:
         fields.update(verdict=decision.verdict, decided_at=now)
     if state in (Item.State.QA, Item.State.ESCALATED):
         fields["queued_at"] = now  # waits in its next queue from now
+        fields["rank_at"] = rank_time(now, item.priority, item.urgent)
     if fields:
         Item.objects.filter(pk=item.pk).update(**fields)
