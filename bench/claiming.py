@@ -25,12 +25,14 @@ THINK_SECONDS = (1.0, 2.0)
 
 ITEMS_SQL = """
 INSERT INTO reports_item (sha256, md5, sha1, pdq, pdq_quality, mime_type, size_bytes, width, height, frames,
-                          original_blob, previews, state, priority, verdict, created_at, queued_at, urgent, queue_id, rank_at)
+                          original_blob, previews, state, priority, verdict, created_at, queued_at, urgent, queue_id, rank_at,
+                          frame_times, frame_pdqs, unreviewable_reason)
 SELECT encode(sha256(('bench-' || g)::bytea), 'hex'), md5(g::text), substr(md5('s' || g) || md5('t' || g), 1, 40),
        '', NULL, 'image/jpeg', 100000, 1024, 768, 1, '', '{}'::jsonb, 'queued', p, '',
        now() - interval '2 days', q, g %% 50000 = 0,
        CASE WHEN g %% 10 < 2 THEN %s WHEN g %% 10 = 2 THEN %s WHEN g %% 10 < 9 THEN %s ELSE NULL END,
-       q - p * interval '60 s' - CASE WHEN g %% 50000 = 0 THEN interval '18250 days' ELSE interval '0' END
+       q - p * interval '60 s' - CASE WHEN g %% 50000 = 0 THEN interval '18250 days' ELSE interval '0' END,
+       '[]'::jsonb, '[]'::jsonb, ''
 FROM (SELECT g, ((g %% 7) * 100)::smallint AS p, now() - interval '2 days' + g * interval '100 ms' AS q
       FROM generate_series(1, %s) AS g) AS rows
 """

@@ -21,11 +21,11 @@ LOOKUPS = 2000
 ITEMS_SQL = """
 INSERT INTO reports_item (sha256, md5, sha1, pdq, pdq_quality, mime_type, size_bytes, width, height, frames,
                           original_blob, previews, state, priority, verdict, created_at, queued_at, frame_times, frame_pdqs,
-                          duration_seconds, unreviewable_reason)
+                          duration_seconds, unreviewable_reason, urgent)
 SELECT encode(sha256(('bench-' || g)::bytea), 'hex'), md5(g::text), substr(md5('s' || g) || md5('t' || g), 1, 40),
        md5('p' || g) || md5('q' || g), 100, 'image/jpeg', 100000, 1024, 768, 1, '', '{}'::jsonb,
        CASE WHEN g %% 3 = 0 THEN 'queued' ELSE 'decided' END, 0, '',
-       now() - interval '2 days', now() - interval '2 days' + g * interval '100 ms', '[]'::jsonb, '[]'::jsonb, NULL, ''
+       now() - interval '2 days', now() - interval '2 days' + g * interval '100 ms', '[]'::jsonb, '[]'::jsonb, NULL, '', false
 FROM generate_series(1, %s) AS g
 """
 

@@ -370,6 +370,24 @@ class PriorityPolicy(models.Model):
         return cls.objects.get_or_create(pk=1)[0]
 
 
+class TargetBreach(models.Model):
+    """An item past a time target (leads/targets.py), recorded once so leads are told once."""
+
+    class Kind(models.TextChoices):
+        FIRST_REVIEW = "first_review", "time to first review"
+        REPORT = "report", "confirmation to a finished report"
+
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="target_breaches")
+    kind = models.CharField(max_length=14, choices=Kind.choices)
+    tier = models.CharField(max_length=40)
+    target_seconds = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "kind"], name="breach_once_per_item_kind")]
+
+
 class ReviewerSettings(models.Model):
     """A reviewer's own choices, kept within the WellnessPolicy."""
 

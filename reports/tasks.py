@@ -4,6 +4,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .intake import previews, routing
+from .leads import targets
 from .reporting import drafting, lifecycle, preservation
 
 
@@ -26,6 +27,12 @@ def derivatives_sweep(older_than_seconds: int = 60) -> int:
 def priorities_recompute_task() -> int:
     """Score and route the waiting items again after an admin changed the policy or the queues."""
     return routing.priorities_recompute()
+
+
+@shared_task
+def targets_check_task() -> int:
+    """Record items past their time target and tell the leads once."""
+    return len(targets.targets_check())
 
 
 # --- CyberTipline reports, preservation and retention ------------------------------------------

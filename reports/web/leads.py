@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from ..access import item_for_lead, lead_required
 from ..errors import Refused
 from ..intake.submission import item_sightings
-from ..leads import selectors
+from ..leads import selectors, targets
 from ..leads import stats as lead_stats
 from ..leads.overturn import decision_overturn
 from ..models import Claim
@@ -144,5 +144,7 @@ def stats(request):
         days = max(1, min(90, int(request.GET.get("days", 14))))
     except ValueError:
         days = 14
-    return render(request, "reports/lead_stats.html", lead_stats.reviewer_stats(days=days))
+    return render(request, "reports/lead_stats.html", {
+        **lead_stats.reviewer_stats(days=days), "queues": targets.queue_overview(days=7),
+        "past_target": targets.past_target(), "targets": targets.tiers(), "clusters": clusters.cluster_stats(days=7)})
 
