@@ -1,11 +1,29 @@
 """Celery entry points: load by id, call one operation of one stage."""
 
-from celery import shared_task
-from django.conf import settings
+import logging
 
+from celery import shared_task
+from celery.signals import task_failure
+from django.conf import settings
+from django.db import transaction
+
+from .audit import audit_record
 from .intake import previews, routing
 from .leads import targets
 from .reporting import drafting, lifecycle, preservation
+
+log = logging.getLogger(__name__)
+
+
+@task_failure.connect
+def task_failed(sender=None, exception=None, **kwargs):
+    """A task that raised is on record (counted by /metrics as tsreview_celery_task_failures)."""
+    try:
+        with transaction.atomic():
+            audit_record(actor=None, action="task.failed",
+                         data={"task": getattr(sender, "name", str(sender)), "error": type(exception).__name__})
+    except Exception:  # noqa: BLE001 - the database may be what failed; the worker's log still says it
+        log.exception("could not record the failure of %s", sender)
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)

@@ -89,6 +89,7 @@ MATRIX = {
     "api-schema": ("get", "/api/v1/schema", {}, public()),
     "api-docs": ("get", "/api/v1/docs", {}, public()),
     "admin-login": ("get", "/admin/login/", {}, public(302)),
+    "metrics": ("get", "/metrics", {}, public(404)),  # no token or address configured: nobody (tests/test_metrics.py)
     # The whole Django admin, by its index: staff only (others go to the one login page).
     "admin:*": ("get", "/admin/", {}, {**page(302), "admin": 200}),
 }

@@ -225,6 +225,11 @@ TSREVIEW_CLUSTER_DISTANCE = env_int("TSREVIEW_CLUSTER_DISTANCE", 12)
 if not 0 <= TSREVIEW_CLUSTER_DISTANCE <= 15:
     raise RuntimeError("TSREVIEW_CLUSTER_DISTANCE must be between 0 and 15")
 
+# --- Prometheus metrics (/metrics, docs/operations.md): a bearer token, or the scraper's address
+# (addresses or networks, the direct peer). Neither set: /metrics answers 404 to everyone.
+TSREVIEW_METRICS_TOKEN = env("TSREVIEW_METRICS_TOKEN", "")
+TSREVIEW_METRICS_ALLOWED_IPS = [h.strip() for h in env("TSREVIEW_METRICS_ALLOWED_IPS", "").split(",") if h.strip()]
+
 # --- Email (target breaches tell leads): SMTP in production, the console in the demo ----------
 EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION
                     else "django.core.mail.backends.console.EmailBackend")

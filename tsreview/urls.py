@@ -2,11 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from reports.web.metrics import metrics
+
 urlpatterns = [
     path("api/v1/", include("reports.api.urls")),
     # People sign in in one place, with their second factor; the admin's own form is not used.
     path("admin/login/", RedirectView.as_view(pattern_name="login", query_string=True), name="admin-login"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics, name="metrics"),  # Prometheus: a token or a configured address only
     path("", include("accounts.urls")),
     path("", include("reports.web.urls")),
 ]
