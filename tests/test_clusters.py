@@ -128,3 +128,23 @@ def test_variants_are_the_near_copies_they_claim_to_be():
     original = synthetic_image(SEED, size=(320, 240))
     with pytest.raises(ValueError):
         synthetic_variant(original, "mirror")
+
+
+def test_the_same_lookup_works_on_sqlite_for_the_embedded_mode(tmp_path):
+    """The suite runs on PostgreSQL; the embedded default is SQLite: the same SQL, checked in a
+    child process on a fresh SQLite database."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from .factories import TEST_MEDIA_KEY
+
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'embedded.sqlite3'}", "TSREVIEW_MEDIA_KEY": TEST_MEDIA_KEY,
+           "PYTHONPATH": str(root), "TSREVIEW_VAR_DIR": str(tmp_path)}
+    env.pop("CELERY_BROKER_URL", None)
+    out = subprocess.run([sys.executable, str(root / "tests/support/sqlite_pdq.py")], env=env, cwd=root,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:4] == ["0 True 4", "4 True 20", "12 True 52", "15 True 64"]

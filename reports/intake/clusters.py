@@ -1,11 +1,11 @@
 """Near-duplicates: PDQ neighbours by multi-index hashing, and a new item joining a cluster.
 
-A PDQ hash is 256 bits. Split into 16 chunks of 16 bits, two hashes that differ in at most 15
-bits agree exactly on at least one chunk (pigeonhole: 15 differing bits cannot touch all 16
-chunks). So a lookup within distance d ≤ 15 asks the 16 chunk indexes of PdqIndex for exact
-matches (one query, an OR of 16 indexed equalities that PostgreSQL answers with a BitmapOr and
-SQLite with its multi-index OR), then computes the true Hamming distance on those candidates
-only. The same query runs on both databases: there is no separate fallback to drift.
+A PDQ hash is 256 bits. Split into 16 chunks of 16 bits, two hashes that differ in at most d
+bits agree exactly on at least 16 − d chunks (pigeonhole: d differing bits touch at most d
+chunks); for d ≤ 15 that is at least one. So a lookup asks the 16 (chunk, id) indexes of
+PdqIndex for exact chunk matches, keeps the rows that match at least 16 − d chunks (counted from
+the indexes alone), then computes the true Hamming distance on those rows only. The same SQL
+runs on PostgreSQL and on SQLite (the embedded mode): there is no separate fallback to drift.
 
 A new item (its previews made) whose PDQ is within TSREVIEW_CLUSTER_DISTANCE of a waiting
 item's joins that item's cluster: it waits (state `clustered`) with the representative and is
@@ -15,7 +15,7 @@ reviewed in the same task (review/clusters.py). docs/clusters.md says how the di
 from collections import defaultdict
 
 from django.conf import settings
-from django.db.models import Q
+from django.db import connection
 
 from ..audit import audit_record
 from ..models import Item, PdqIndex
@@ -25,8 +25,8 @@ CHUNKS = 16
 # PDQ's own advice: hashes of quality below 50 (flat, featureless pictures) are not reliable
 # for matching. Such items are never clustered; they are reviewed on their own.
 MIN_QUALITY = 50
-# A chunk value shared by very many hashes (a degenerate picture family) would make a lookup
-# read them all; past this many candidates a lookup reads no more and says so in its result.
+# Rows that pass the chunk count but are far away are rare (a family of pictures sharing most
+# chunks); a lookup reads at most this many of them.
 MAX_CANDIDATES = 2000
 # A video is a near-duplicate of another when this share of its sampled frames has a frame of
 # the other within the distance.
@@ -73,28 +73,33 @@ def pdq_neighbours(pdq: str, *, distance: int | None = None, states=None, exclud
                    ) -> list[tuple[int, int | None, int]]:
     """Indexed hashes within `distance` of `pdq`: (item id, frame, distance), nearest first.
 
-    One indexed query for the candidates, exact distance here; then, if `states` is given, one
-    query keeps those of items in these states."""
+    Within distance d, at most d of the 16 chunks hold a differing bit, so at least 16 − d
+    chunks agree exactly. One statement asks each chunk's (chunk, id) index for its exact
+    matches (index-only scans), counts the matches per row and keeps rows with at least
+    16 − d; only those rows are read, for the exact distance. Then, if `states` is given, one
+    query keeps those of items in these states. The same SQL runs on PostgreSQL and SQLite."""
     distance = cluster_distance() if distance is None else distance
-    if distance >= CHUNKS:
+    if not 0 <= distance < CHUNKS:
         raise ValueError("multi-index hashing with 16 chunks answers distances up to 15")
-    chunks = pdq_chunks(pdq)
-    match = Q()
-    for i, value in enumerate(chunks):
-        match |= Q(**{f"c{i}": value})
-    rows = PdqIndex.objects.filter(match)
+    table = connection.ops.quote_name(PdqIndex._meta.db_table)
+    arms = " UNION ALL ".join(f"SELECT id FROM {table} WHERE c{i} = %s" for i in range(CHUNKS))
+    sql = f"SELECT id FROM ({arms}) AS hits GROUP BY id HAVING COUNT(*) >= %s LIMIT %s"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*pdq_chunks(pdq), CHUNKS - distance, MAX_CANDIDATES])
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        return []
+    rows = PdqIndex.objects.filter(pk__in=ids)
     if exclude_item is not None:
         rows = rows.exclude(item_id=exclude_item)
     if videos is not None:
         rows = rows.filter(frame__isnull=not videos)
     found = []
-    for item_id, frame, value in rows.values_list("item_id", "frame", "hash")[:MAX_CANDIDATES]:
+    for item_id, frame, value in rows.values_list("item_id", "frame", "hash"):
         d = hamming(pdq, value)
         if d <= distance:
             found.append((item_id, frame, d))
     if states is not None and found:
-        # The items' states are read for the few within the distance only, not joined to
-        # every candidate: most candidates share a chunk by chance and are far away.
         keep = set(Item.objects.filter(pk__in={row[0] for row in found}, state__in=list(states)).values_list("pk", flat=True))
         found = [row for row in found if row[0] in keep]
     return sorted(found, key=lambda row: (row[2], row[0], row[1] or 0))
