@@ -57,19 +57,21 @@ def reviewer_lanes(user) -> list[int | None] | None:
     return [*ids, None] if ids else None
 
 
-def _lane_heads(queryset, lanes) -> list[int]:
-    """The best LANE_HEADS waiting items of each lane, by one index scan each: on PostgreSQL one
-    statement (UNION ALL of the per-queue scans); elsewhere one query per lane."""
-    def lane(queue_id):
-        rows = queryset.filter(queue__isnull=True) if queue_id is None else queryset.filter(queue_id=queue_id)
-        return rows.order_by("rank_at", "id").values_list("rank_at", "id")[:LANE_HEADS]
+def _lane(queryset, queue_id):
+    rows = queryset.filter(queue__isnull=True) if queue_id is None else queryset.filter(queue_id=queue_id)
+    return rows.order_by("rank_at", "id")
 
-    if connection.features.supports_slicing_ordering_in_compound and len(lanes) > 1:
-        rows = list(lane(lanes[0]).union(*[lane(q) for q in lanes[1:]], all=True))
-    else:
-        rows = [row for q in lanes for row in lane(q)]
-    far = timezone.now() + timedelta(days=365 * 100)
-    return [pk for _, pk in sorted(rows, key=lambda r: (r[0] or far, r[1]))[:LANE_HEADS]]
+
+def _in_lanes(queryset, lanes):
+    """The waiting items among the best LANE_HEADS of each of the reviewer's queues, each head
+    found by one index scan. On PostgreSQL one statement with the lock (the heads are a UNION
+    ALL subquery); where a database cannot order and limit inside a UNION (SQLite, the embedded
+    mode), the heads are read first, one query per queue."""
+    if connection.features.supports_slicing_ordering_in_compound:
+        heads = [_lane(queryset, q).values("id")[:LANE_HEADS] for q in lanes]
+        return queryset.filter(pk__in=heads[0].union(*heads[1:], all=True) if len(heads) > 1 else heads[0])
+    ids = [pk for q in lanes for pk in _lane(queryset, q).values_list("id", flat=True)[:LANE_HEADS]]
+    return queryset.filter(pk__in=ids)
 
 
 def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
@@ -102,7 +104,7 @@ def _claim_next(user, stage):
             candidates = _candidates(user, stage)
             lanes = reviewer_lanes(user) if stage == Claim.Stage.REVIEW else None
             if lanes:  # the reviewer's queues: the best of each, then the best of those
-                candidates = candidates.filter(pk__in=_lane_heads(candidates, lanes))
+                candidates = _in_lanes(candidates, lanes)
             item = candidates.select_for_update(no_key=True, skip_locked=True, of=("self",)).first()
             if item is None:
                 return None
