@@ -603,6 +603,25 @@ class ApiCall(models.Model):
         ordering = ["id"]
 
 
+class ViewTask(models.Model):
+    """A lead's request that a reviewer look at a draft report's files that nobody viewed (e.g.
+    near-duplicates decided with their cluster): the reviewer reveals them one by one and
+    confirms each file they saw, which makes its fileViewedByEsp true (reporting/view_tasks.py)."""
+
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="view_tasks")
+    items = models.JSONField(default=list)  # item ids, in the order shown
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="view_tasks")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    confirmed = models.JSONField(default=list, blank=True)  # item ids the reviewer viewed and confirmed
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], condition=Q(done_at__isnull=True), name="viewtask_open")]
+
+
 class Hold(models.Model):
     """Preservation: an item's media and context are kept until `until` (unless released)."""
 

@@ -52,6 +52,9 @@ MATRIX = {
     "two-factor": ("get", "/account/2fa/", {}, page()),
     "claim-next": ("post", "/claim/", {}, page(302)),
     "settings": ("get", "/settings/", {}, page()),
+    "view-task-claim": ("post", "/view-tasks/claim/", {}, page(302)),
+    "view-task": ("get", "/view-tasks/999999/", {}, page(404)),  # only the task's holder (tests/test_view_tasks.py)
+    "view-task-done": ("post", "/view-tasks/999999/done/", {}, page(404)),
     "break-taken": ("post", "/break/", {}, page(302)),
     "review": ("get", "/review/{item}/", {}, held(200, 200)),
     "review-decide": ("post", "/review/{item}/decide/", {}, held(400, 404)),
@@ -79,6 +82,7 @@ MATRIX = {
     "report-abandon": ("post", "/reports/{report}/abandon/", {}, lead_only(302)),
     "report-reopen": ("post", "/reports/{report}/reopen/", {}, lead_only(302)),
     "report-xml": ("get", "/reports/{report}/xml/", {}, lead_only(200)),
+    "report-view-task": ("post", "/reports/{report}/view-task/", {}, lead_only(302)),
     "report-file-move": ("post", "/reports/files/{file}/move/", {}, lead_only(302)),
     "report-attest": ("post", "/reports/files/{file}/attest/", {}, lead_only(302)),
     "hold-extend": ("post", "/reports/holds/{hold}/extend/", {}, lead_only(302)),

@@ -18,6 +18,7 @@ from ..errors import Refused
 from ..intake.submission import item_sightings
 from ..leads.selectors import decision_history
 from ..models import Claim, Decision, Item, ViewEvent, WellnessPolicy
+from ..reporting import view_tasks
 from ..review import clusters, queue, reveal, wellness
 from ..review.decisions import ANNOTATIONS, decision_record
 from .claiming import claim_and_open
@@ -58,6 +59,8 @@ def home(request):
         "break_due": wellness.break_due(day, policy),
         "active_minutes": day.active_seconds // 60,
         "looks_avoided": clusters.looks_avoided_today(request.user),
+        "view_tasks_waiting": view_tasks.view_tasks_waiting(),
+        "view_task_held": view_tasks.view_task_open_for(request.user),
     })
 
 
@@ -277,3 +280,42 @@ def break_taken(request):
     target = request.POST.get("next", "")
     safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
     return redirect(target if safe else reverse("home"))
+
+
+@require_POST
+def view_task_claim(request):
+    task = view_tasks.view_task_claim(user=request.user)
+    if task is None:
+        messages.info(request, "No files are waiting to be viewed.")
+        return redirect("home")
+    return redirect("view-task", task_id=task.pk)
+
+
+def _view_task_context(request, task, errors=()):
+    settings = wellness.settings_effective(request.user)
+    items = list(Item.objects.filter(pk__in=task.items))
+    items.sort(key=lambda i: task.items.index(i.pk))
+    return {"task": task, "files": [(i, reveal.viewed_by(i, request.user)) for i in items], "first": items[0],
+            "settings": settings, "inspect_kind": f"inspect-{settings.blur}", "keys": KEYS, "errors": errors}
+
+
+@require_GET
+def view_task_page(request, task_id):
+    task = access.view_task_for_user(request.user, task_id)
+    return render(request, "reports/view_task.html", _view_task_context(request, task))
+
+
+@require_POST
+def view_task_done(request, task_id):
+    task = access.view_task_for_user(request.user, task_id)
+    _carried_reports(request)
+    confirmed = request.POST.getlist("members")
+    try:
+        if not all(c.isdigit() and len(c) < 19 for c in confirmed):
+            raise Refused({"confirmed": "Files are item numbers."})
+        done = view_tasks.view_task_complete(user=request.user, task=task, confirmed=[int(c) for c in confirmed])
+    except Refused as exc:
+        return render(request, "reports/view_task.html", _view_task_context(request, task, list(exc.errors.values())),
+                      status=400)
+    messages.success(request, f"Viewed and confirmed {len(done)} file{'s' if len(done) != 1 else ''} for report {task.report_id}.")
+    return redirect("home")

@@ -25,6 +25,7 @@ report = [
     path("<int:report_id>/abandon/", reports.report_abandon, name="report-abandon"),
     path("<int:report_id>/reopen/", reports.report_reopen, name="report-reopen"),
     path("<int:report_id>/xml/", reports.report_xml, name="report-xml"),
+    path("<int:report_id>/view-task/", reports.report_view_task, name="report-view-task"),
     path("files/<int:file_id>/move/", reports.report_file_move, name="report-file-move"),
     path("files/<int:file_id>/attest/", reports.report_attest, name="report-attest"),
     path("holds/<int:hold_id>/extend/", reports.hold_extend, name="hold-extend"),
@@ -44,6 +45,9 @@ urlpatterns = [
     path("media/<int:item_id>/original/", review.media_original, name="media-original"),
     path("media/<int:item_id>/segment/", review.media_segment, name="media-segment"),
     path("views/<int:view_id>/", review.view_ended, name="view-ended"),
+    path("view-tasks/claim/", review.view_task_claim, name="view-task-claim"),
+    path("view-tasks/<int:task_id>/", review.view_task_page, name="view-task"),
+    path("view-tasks/<int:task_id>/done/", review.view_task_done, name="view-task-done"),
     path("settings/", review.settings_page, name="settings"),
     path("break/", review.break_taken, name="break-taken"),
 ]
