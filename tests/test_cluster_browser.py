@@ -72,3 +72,29 @@ def test_a_cluster_of_five_reviewed_by_keyboard_with_one_reveal_and_two_members_
         assert not Decision.objects.filter(item=m).exists()
     assert AuditEvent.objects.filter(action="item.unclustered").count() == 2
     assert len([url for url in requests if "/original/" in url]) == 1
+
+
+def test_a_view_task_reveals_its_files_one_by_one(login, reviewer, lead, settings):
+    from reports.models import ViewTask
+    from reports.reporting.drafting import report_draft_build
+
+    from .factories import make_confirmed
+
+    item = make_confirmed(1, reviewer, reveal=False)  # confirmed without a look (a setting allowed it)
+    (report,) = report_draft_build()
+    task = ViewTask.objects.create(report=report, items=[item.pk], requested_by=lead, created_at=item.decided_at)
+    page = login(reviewer)
+    page.goto("/")
+    page.click("#view-task-start")
+    page.wait_for_url(f"**/view-tasks/{task.pk}/")
+    expect(page.locator("#media")).to_have_js_property("complete", True)
+    page.keyboard.down(" ")
+    expect(page.locator("#original")).to_be_visible(timeout=5000)
+    page.wait_for_timeout(500)
+    page.keyboard.up(" ")
+    expect(page.locator("#original")).to_be_hidden()
+    page.keyboard.press("x")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/")
+    expect(page.locator(".flash")).to_contain_text("Viewed and confirmed 1 file")
+    assert Decision.objects.filter(item=item, viewed_unblurred=True, supersedes__isnull=False).count() == 1
