@@ -56,7 +56,8 @@ def explain(pdq: str) -> str:
 
     arms = " UNION ALL ".join(f"SELECT id FROM reports_pdqindex WHERE c{i} = %s" for i in range(CHUNKS))
     with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE) SELECT id FROM ({arms}) AS hits GROUP BY id HAVING COUNT(*) >= %s LIMIT 2000",
+        cursor.execute("EXPLAIN (ANALYZE) SELECT item_id, frame, hash FROM reports_pdqindex WHERE id IN "
+                       f"(SELECT id FROM ({arms}) AS hits GROUP BY id HAVING COUNT(*) >= %s) LIMIT 2000",
                        [*pdq_chunks(pdq), CHUNKS - 12])
         return "\n".join(row[0] for row in cursor.fetchall())
 

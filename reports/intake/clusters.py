@@ -75,27 +75,27 @@ def pdq_neighbours(pdq: str, *, distance: int | None = None, states=None, exclud
 
     Within distance d, at most d of the 16 chunks hold a differing bit, so at least 16 − d
     chunks agree exactly. One statement asks each chunk's (chunk, id) index for its exact
-    matches (index-only scans), counts the matches per row and keeps rows with at least
-    16 − d; only those rows are read, for the exact distance. Then, if `states` is given, one
-    query keeps those of items in these states. The same SQL runs on PostgreSQL and SQLite."""
+    matches (index-only scans), counts the matches per row and reads only the rows with at
+    least 16 − d, for the exact distance computed here. Then, if `states` is given and
+    something is near, one query keeps those of items in these states. The same SQL runs on PostgreSQL and SQLite."""
     distance = cluster_distance() if distance is None else distance
     if not 0 <= distance < CHUNKS:
         raise ValueError("multi-index hashing with 16 chunks answers distances up to 15")
     table = connection.ops.quote_name(PdqIndex._meta.db_table)
     arms = " UNION ALL ".join(f"SELECT id FROM {table} WHERE c{i} = %s" for i in range(CHUNKS))
-    sql = f"SELECT id FROM ({arms}) AS hits GROUP BY id HAVING COUNT(*) >= %s LIMIT %s"
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*pdq_chunks(pdq), CHUNKS - distance, MAX_CANDIDATES])
-        ids = [row[0] for row in cursor.fetchall()]
-    if not ids:
-        return []
-    rows = PdqIndex.objects.filter(pk__in=ids)
+    where, params = "", []
     if exclude_item is not None:
-        rows = rows.exclude(item_id=exclude_item)
+        where += " AND item_id <> %s"
+        params.append(exclude_item)
     if videos is not None:
-        rows = rows.filter(frame__isnull=not videos)
+        where += f" AND frame IS {'NOT ' if videos else ''}NULL"
+    sql = (f"SELECT item_id, frame, hash FROM {table} WHERE id IN "
+           f"(SELECT id FROM ({arms}) AS hits GROUP BY id HAVING COUNT(*) >= %s){where} LIMIT %s")
+    with connection.cursor() as cursor:  # one round trip: the counted candidates and their rows
+        cursor.execute(sql, [*pdq_chunks(pdq), CHUNKS - distance, *params, MAX_CANDIDATES])
+        rows = cursor.fetchall()
     found = []
-    for item_id, frame, value in rows.values_list("item_id", "frame", "hash"):
+    for item_id, frame, value in rows:
         d = hamming(pdq, value)
         if d <= distance:
             found.append((item_id, frame, d))
