@@ -148,3 +148,30 @@ def test_the_same_lookup_works_on_sqlite_for_the_embedded_mode(tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split("\n")[:4] == ["0 True 4", "4 True 20", "12 True 52", "15 True 64"]
+
+
+@pytest.mark.django_db
+def test_a_re_encoded_video_joins_the_waiting_video_by_its_frames():
+    """The same synthetic video as H.264/MP4 and as VP9/WebM: other bytes, near frames."""
+    from devtools.synthetic import synthetic_video
+    from reports.intake.previews import item_previews_make
+    from reports.intake.submission import submission_push
+    from reports.models import Scanner
+
+    from .factories import make_metadata, make_scanner
+
+    make_scanner("video-scanner")
+    scanner = Scanner.objects.get(name="video-scanner")
+
+    def push(data, n):
+        result = submission_push(scanner=scanner, document=make_metadata(f"video/{n}"), data=data, claimed_type="")
+        return item_previews_make(item_id=result.submission.item_id)
+
+    first = push(synthetic_video(5, seconds=3, size=(320, 240)), 1)
+    other = push(synthetic_video(6, seconds=3, size=(320, 240)), 2)  # a different video
+    copy = push(synthetic_video(5, seconds=3, size=(320, 240), codec="libvpx-vp9", container="webm"), 3)
+    assert first.is_video and copy.is_video and copy.sha256 != first.sha256
+    assert PdqIndex.objects.filter(item=first, frame__isnull=False).count() == len(first.frame_pdqs) > 1
+    assert other.state == Item.State.QUEUED and other.cluster_of_id is None
+    assert (copy.state, copy.cluster_of_id) == (Item.State.CLUSTERED, first.pk)
+    assert copy.cluster_distance <= 12
