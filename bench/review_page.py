@@ -56,10 +56,12 @@ def items_make(n: int) -> None:
                                   facts=image_inspect(data, claimed_type="image/jpeg")).submission
     finally:
         intake_module.enqueue = enqueue
+    from reports.intake.routing import rank_time
+
     item = item_previews_make(item_id=first.item_id)
     now = timezone.now()
     fields = {f.attname: getattr(item, f.attname) for f in Item._meta.concrete_fields if f.attname not in ("id", "sha256")}
-    fields.update(priority=10, queued_at=now)
+    fields.update(priority=10, queued_at=now, rank_at=rank_time(now, 10, False))
     copies = Item.objects.bulk_create([Item(sha256=uuid.uuid4().hex + uuid.uuid4().hex, **fields) for _ in range(n)])
     subs = Submission.objects.bulk_create([
         Submission(scanner=scanner, external_id=f"bench/review/{c.pk}", item=c, observed_at=first.observed_at,

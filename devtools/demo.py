@@ -12,11 +12,17 @@ from django.db import transaction
 from django.utils import timezone
 
 from reports.api.auth import token_hash, token_new
+from reports.intake.routing import item_urgent_set
 from reports.intake.submission import submission_push
-from reports.models import Claim, Decision, Role, Scanner
+from reports.models import Claim, Decision, Item, ReviewQueue, Role, Scanner
 from reports.review import decisions, queue, reveal
 
-from .synthetic import synthetic_gif, synthetic_image, synthetic_video
+from .synthetic import synthetic_gif, synthetic_image, synthetic_variant, synthetic_video
+
+# Named queues as docs/priority.md describes them; demo reviewers are in none, so they take from all.
+DEMO_QUEUES = [("video", {"media": "video"}), ("live uploads", {"source_types": ["user_upload"]}),
+               ("datasets", {"source_types": ["third_party_dataset", "web_crawl"]})]
+CLUSTER_SEED = 900
 
 DEMO_USERS = [("reviewer", Role.REVIEWER), ("reviewer2", Role.REVIEWER), ("lead", Role.LEAD), ("admin", Role.ADMIN)]
 LISTS = [("NCMEC", "A1"), ("IWF", "A"), ("NCMEC", "B2"), ("Internal", "")]
@@ -101,6 +107,38 @@ def moving_push(scanner: Scanner, *, start: int) -> int:
         document["provenance"]["original_filename"] = f"demo-{n}.{content_type.split('/')[1]}"
         created += submission_push(scanner=scanner, document=document, data=data, claimed_type=content_type).created
     return created
+
+
+def queues_create() -> int:
+    """The demo's named queues with their routing rules (before items arrive)."""
+    for position, (name, rule) in enumerate(DEMO_QUEUES):
+        ReviewQueue.objects.update_or_create(name=name, defaults={"position": position, **rule})
+    return len(DEMO_QUEUES)
+
+
+def cluster_push(scanner: Scanner) -> tuple[int, int]:
+    """A near-duplicate cluster: a picture and three re-encodes of it (JPEG at quality 60, 40
+    and 25), pushed as four sightings; the re-encodes wait in the picture's cluster. Returns the
+    representative's id and how many members wait with it."""
+    original = synthetic_image(CLUSTER_SEED, size=(640, 480), text="SYNTHETIC DEMO CLUSTER")
+    copies = [original] + [synthetic_variant(original, "reencode", amount=q) for q in (60, 40, 25)]
+    items = []
+    for n, data in enumerate(copies):
+        document = demo_metadata(CLUSTER_SEED + n, sha256(data).hexdigest())
+        document["external_id"] = f"demo/cluster/{n}"
+        items.append(submission_push(scanner=scanner, document=document, data=data, claimed_type="image/jpeg").submission.item_id)
+    rep = Item.objects.get(pk=items[0])
+    return rep.pk, Item.objects.filter(cluster_of=rep, state=Item.State.CLUSTERED).count()
+
+
+def urgent_mark() -> int | None:
+    """One waiting dataset item flagged urgent by the demo lead, so the order shows it first."""
+    item = Item.objects.filter(state=Item.State.QUEUED, urgent=False, cluster_of__isnull=True).order_by("rank_at").last()
+    if item is None:
+        return None
+    lead = get_user_model().objects.get(username="lead")
+    item_urgent_set(item_id=item.pk, urgent=True, actor=lead, why="demo: a lead marked it urgent")
+    return item.pk
 
 
 def confirmations_make(*, count: int) -> int:

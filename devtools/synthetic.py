@@ -86,3 +86,30 @@ def synthetic_gif(seed: int, *, size=(320, 240), frames: int = 6) -> bytes:
     out = io.BytesIO()
     images[0].save(out, "GIF", save_all=True, append_images=images[1:], duration=150, loop=0)
     return out.getvalue()
+
+
+def synthetic_variant(data: bytes, kind: str, *, amount: float = 0.0) -> bytes:
+    """A near-copy of a synthetic picture, as the web makes them (a JPEG): "reencode" (at
+    quality `amount`, default 40), "resize" (to `amount` of its size, default 0.75), "crop" (`amount`
+    of each side's length cut off, shared by both ends, default 0.005) or "brightness" (times 1 +
+    `amount`, default 0.1)."""
+    from PIL import ImageEnhance
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    width, height = image.size
+    quality = 90
+    if kind == "reencode":
+        quality = int(amount or 40)
+    elif kind == "resize":
+        share = amount or 0.75
+        image = image.resize((max(1, round(width * share)), max(1, round(height * share))), Image.Resampling.LANCZOS)
+    elif kind == "crop":
+        cut = (amount or 0.005) / 2
+        image = image.crop((round(width * cut), round(height * cut), round(width * (1 - cut)), round(height * (1 - cut))))
+    elif kind == "brightness":
+        image = ImageEnhance.Brightness(image).enhance(1 + (amount or 0.1))
+    else:
+        raise ValueError(f"unknown variant {kind}")
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=quality)
+    return out.getvalue()

@@ -6,7 +6,7 @@ from functools import wraps
 
 from django.http import Http404
 
-from .models import Claim, Hold, Item, Report, ReportFile, Role, Submission, ViewEvent
+from .models import Claim, Hold, Item, Report, ReportFile, Role, Submission, ViewEvent, ViewTask
 
 
 def user_roles(user) -> set[str]:
@@ -47,12 +47,23 @@ def _get(queryset, **lookup):
 def item_for_user(user, pk, *, claim_required=False) -> tuple[Item, Claim | None]:
     """The only way to fetch an item for a person: the reviewer holding its claim, or a lead.
 
-    Returns the item and the person's open claim on it (None for a lead without one)."""
+    Returns the item and the person's open claim on it (None for a lead without one). A
+    near-duplicate waiting in the cluster of an item the person holds comes with that claim
+    (the cluster is one task); never with claim_required (it is decided through its cluster)."""
     item = _get(Item.objects, pk=int(pk) if str(pk).isdigit() else -1)
     claim = Claim.objects.filter(item=item, user=user, end=Claim.End.OPEN).first()
     holds = claim is not None and item.state == Item.State.CLAIMED and item.claimed_by_id == user.pk
     if holds:
         return item, claim
+    if item.state == Item.State.CLUSTERED and item.cluster_of_id and not claim_required:
+        rep_claim = Claim.objects.filter(item_id=item.cluster_of_id, user=user, end=Claim.End.OPEN,
+                                         item__state=Item.State.CLAIMED, item__claimed_by=user).first()
+        if rep_claim is not None:
+            return item, rep_claim
+    if not claim_required:
+        task = ViewTask.objects.filter(claimed_by=user, done_at__isnull=True).only("items").first()
+        if task is not None and item.pk in task.items:
+            return item, None  # a file of the "view these" task the person holds
     if is_lead(user) and not claim_required:
         return item, None
     raise Http404
@@ -61,6 +72,11 @@ def item_for_user(user, pk, *, claim_required=False) -> tuple[Item, Claim | None
 def claim_for_user(user, item_id) -> Claim | None:
     """The person's open claim on an item, if they still hold one (the heartbeat's question)."""
     return Claim.objects.filter(item_id=item_id, user=user, end=Claim.End.OPEN).first()
+
+
+def view_task_for_user(user, pk) -> ViewTask:
+    """A "view these" task the person holds, not yet done."""
+    return _get(ViewTask.objects.select_related("report"), pk=pk, claimed_by=user, done_at__isnull=True)
 
 
 def view_for_user(user, view_id) -> ViewEvent:

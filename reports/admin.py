@@ -1,5 +1,6 @@
 """Admins manage scanners and the wellness limits here; the log and decisions are read-only."""
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
@@ -10,7 +11,9 @@ from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .audit import audit_record
-from .models import AuditEvent, Scanner, WellnessPolicy
+from .intake.provenance import SOURCE_TYPES
+from .jobs import enqueue
+from .models import AuditEvent, PriorityPolicy, ReviewQueue, Scanner, WellnessPolicy
 
 SECRET_FIELDS = {"password", "key", "token_hash"}
 
@@ -33,7 +36,7 @@ class AuditedAdmin(admin.ModelAdmin):
                                             "new": _visible({k: new.get(k) for k in fields})})
 
     def save_related(self, request, form, formsets, change):
-        before = {f: sorted(str(x) for x in getattr(form.instance, f).all()) for f in ("groups",)
+        before = {f: sorted(str(x) for x in getattr(form.instance, f).all()) for f in ("groups", "members")
                   if change and hasattr(form.instance, f)}
         super().save_related(request, form, formsets, change)
         for name, old in before.items():
@@ -90,6 +93,65 @@ class WellnessPolicyAdmin(AuditedAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class PriorityPolicyForm(forms.ModelForm):
+    """Points are whole numbers; source points name known source types only (docs/priority.md)."""
+
+    class Meta:
+        model = PriorityPolicy
+        fields = "__all__"
+
+    def _points(self, name, allowed=None):
+        value = self.cleaned_data.get(name)
+        if not isinstance(value, dict):
+            raise forms.ValidationError('Give an object of names and points, e.g. {"A1": 400}.')
+        for key, points in value.items():
+            if isinstance(points, bool) or not isinstance(points, int) or not -5000 <= points <= 5000:
+                raise forms.ValidationError(f"{key}: points must be a whole number between -5000 and 5000.")
+            if allowed is not None and key not in allowed:
+                raise forms.ValidationError(f"{key}: not a source type ({', '.join(sorted(allowed))}).")
+        return value
+
+    def clean_label_points(self):
+        return self._points("label_points")
+
+    def clean_list_points(self):
+        return self._points("list_points")
+
+    def clean_source_points(self):
+        return self._points("source_points", {*SOURCE_TYPES, "ai_training_data", "model_output", "user_upload_with_uploader"})
+
+
+def _recompute_after_commit():
+    # Waiting items are scored again in a worker (the policy or the queues changed).
+    transaction.on_commit(lambda: enqueue("priorities_recompute_task"))
+
+
+@admin.register(PriorityPolicy)
+class PriorityPolicyAdmin(AuditedAdmin):
+    form = PriorityPolicyForm
+    list_display = ["label_points", "source_points", "distance_points", "seconds_per_point"]
+
+    def has_add_permission(self, request):
+        return not PriorityPolicy.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        _recompute_after_commit()
+
+
+@admin.register(ReviewQueue)
+class ReviewQueueAdmin(AuditedAdmin):
+    list_display = ["name", "position", "media", "source_types", "labels", "lists"]
+    filter_horizontal = ["members"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        _recompute_after_commit()
 
 
 @admin.register(AuditEvent)

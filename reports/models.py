@@ -1,6 +1,7 @@
 """The domain: scanners push submissions of items; reviewers claim and decide; all is audited."""
 
 import uuid
+from functools import partial
 
 from django.conf import settings
 from django.db import models
@@ -31,6 +32,33 @@ class Scanner(models.Model):
         return self.name
 
 
+class ReviewQueue(models.Model):
+    """A named queue ("live uploads", "datasets", "video") with its routing rule and the people
+    who take from it (intake/routing.py). An item goes to the first queue, by position, whose
+    rule it meets (every condition given; an empty list means any); an item no rule takes is
+    in the general queue, which everyone takes from. A reviewer assigned to no queue takes from
+    all of them."""
+
+    class Media(models.TextChoices):
+        ANY = "any"
+        IMAGE = "image"
+        VIDEO = "video"
+
+    name = models.CharField(max_length=100, unique=True)
+    position = models.PositiveSmallIntegerField(default=0, help_text="Rules are tried in this order.")
+    source_types = models.JSONField(default=list, blank=True, help_text='e.g. ["user_upload"]; empty: any source.')
+    media = models.CharField(max_length=5, choices=Media.choices, default=Media.ANY)
+    labels = models.JSONField(default=list, blank=True, help_text='List labels, e.g. ["A1", "A2"]; empty: any.')
+    lists = models.JSONField(default=list, blank=True, help_text='List (bank) names, e.g. ["NCMEC"]; empty: any.')
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="review_queues")
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self):
+        return self.name
+
+
 class Item(models.Model):
     """One unique piece of media, keyed by the SHA-256 of its original bytes."""
 
@@ -41,6 +69,9 @@ class Item(models.Model):
         DECIDED = "decided"
         ESCALATED = "escalated"  # a reviewer was unsure; waiting for a lead
         QA = "qa"  # waiting for a blind second review
+        # A near-duplicate (PDQ within TSREVIEW_CLUSTER_DISTANCE) of a waiting item: it waits
+        # with that item (its cluster's representative) and is reviewed in the same task.
+        CLUSTERED = "clustered"
 
     class Verdict(models.TextChoices):
         NONE = ""
@@ -71,11 +102,24 @@ class Item(models.Model):
     previews = models.JSONField(default=dict, blank=True)
 
     state = models.CharField(max_length=12, choices=State.choices, default=State.NEW)
+    # The PriorityPolicy's score of the item's matches and sightings (intake/routing.py).
     priority = models.SmallIntegerField(default=0)
+    # A lead's urgent flag (e.g. a report escalated to high priority): ahead of everything else.
+    urgent = models.BooleanField(default=False)
+    queue = models.ForeignKey(ReviewQueue, null=True, blank=True, on_delete=models.SET_NULL, related_name="items")
+    # The claim order in one column: the time the item counts as waiting since. Its queued_at,
+    # brought forward by its priority (PriorityPolicy.seconds_per_point per point) and by
+    # URGENT_AHEAD when urgent; so waiting time keeps counting and the order is one index scan.
+    rank_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     lease_until = models.DateTimeField(null=True, blank=True)
     # The standing verdict: the latest decision that is not an escalation.
     verdict = models.CharField(max_length=12, choices=Verdict.choices, blank=True, default="")
+
+    # Near-duplicates (review/clusters.py): the representative this item waits with (state
+    # clustered), or was decided with; and the PDQ distance to it.
+    cluster_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="cluster_members")
+    cluster_distance = models.PositiveSmallIntegerField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -87,6 +131,9 @@ class Item(models.Model):
         indexes = [
             # queue.item_claim: next waiting item by priority, then age.
             models.Index(fields=["state", "-priority", "queued_at", "id"], name="item_claim_order"),
+            # queue.item_claim: next waiting item by rank, over all queues, and in one queue.
+            models.Index(fields=["state", "rank_at", "id"], name="item_claim_rank"),
+            models.Index(fields=["state", "queue", "rank_at", "id"], name="item_claim_queue_rank"),
             # queue.leases_expire: claims whose lease ran out.
             models.Index(fields=["lease_until"], condition=Q(state="claimed"), name="item_lease_expiry"),
             # tasks.derivatives_sweep: items whose derivatives were never made.
@@ -94,6 +141,8 @@ class Item(models.Model):
             # tasks.derivatives_sweep: items restored after a purge whose previews are not back yet.
             models.Index(fields=["id"], condition=Q(previews={}, purged_at__isnull=True) & ~Q(state="new"),
                          name="item_previews_missing"),
+            # review.clusters: the members waiting with a representative.
+            models.Index(fields=["cluster_of"], condition=Q(state="clustered"), name="item_cluster_waiting"),
         ]
 
     def __str__(self):
@@ -259,11 +308,95 @@ class Decision(models.Model):
     # ... and which segments they played: [[from, to], ...] in seconds of the video.
     played_segments = models.JSONField(default=list, blank=True)
     supersedes = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by")
+    # A member's decision made by a cluster decision: the representative's decision it follows.
+    cluster_decision = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT,
+                                         related_name="member_decisions")
     started_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField()
 
     class Meta:
         indexes = [models.Index(fields=["item", "decided_at"], name="decision_item_time")]
+
+
+class PdqIndex(models.Model):
+    """Multi-index hashing over PDQ (review/clusters.py): each 256-bit hash split into 16 chunks
+    of 16 bits, each chunk its own indexed column. Two hashes within Hamming distance 15 agree
+    exactly on at least one chunk (pigeonhole), so a lookup asks the 16 indexes for exact chunk
+    matches and computes the true distance on those candidates only. One row per image, one
+    per sampled frame of a video (`frame`)."""
+
+    item = models.ForeignKey(Item, on_delete=models.CASCADE, related_name="pdq_rows")
+    frame = models.PositiveSmallIntegerField(null=True, blank=True)
+    hash = models.CharField(max_length=64)
+    c0 = models.IntegerField()
+    c1 = models.IntegerField()
+    c2 = models.IntegerField()
+    c3 = models.IntegerField()
+    c4 = models.IntegerField()
+    c5 = models.IntegerField()
+    c6 = models.IntegerField()
+    c7 = models.IntegerField()
+    c8 = models.IntegerField()
+    c9 = models.IntegerField()
+    c10 = models.IntegerField()
+    c11 = models.IntegerField()
+    c12 = models.IntegerField()
+    c13 = models.IntegerField()
+    c14 = models.IntegerField()
+    c15 = models.IntegerField()
+
+    class Meta:
+        # (chunk, id): a lookup counts each row's exact chunk matches from the indexes alone
+        # (index-only scans), and reads the rows of the few that can be within the distance.
+        indexes = [models.Index(fields=[f"c{i}", "id"], name=f"pdq_chunk_{i}") for i in range(16)]
+
+
+# The policy's documented defaults (docs/priority.md); partials so that migrations copy the values.
+DEFAULT_LABEL_POINTS = partial(dict, {"A1": 400, "A2": 300, "B1": 200, "B2": 100})
+DEFAULT_SOURCE_POINTS = partial(dict, {"user_upload_with_uploader": 300, "user_upload": 200, "storage_scan": 150,
+                                       "model_output": 100, "web_crawl": 50, "third_party_dataset": 0,
+                                       "ai_training_data": 0, "other": 0})
+
+
+class PriorityPolicy(models.Model):
+    """How the queue is ordered (a single row, admin-editable; docs/priority.md). An item's
+    priority is the sum of its best label's, best source's and best list's points and of its
+    closest match's distance points; each point counts as `seconds_per_point` of waiting; an
+    urgent item goes ahead of all others."""
+
+    label_points = models.JSONField(default=DEFAULT_LABEL_POINTS, blank=True, help_text="Points by the list's label (A1 above B2).")
+    source_points = models.JSONField(default=DEFAULT_SOURCE_POINTS, blank=True,
+                                     help_text='Points by source type; "user_upload_with_uploader" is a live upload '
+                                               "whose uploader is known.")
+    list_points = models.JSONField(default=dict, blank=True, help_text='Points by list name, e.g. {"NCMEC": 50}.')
+    distance_points = models.PositiveSmallIntegerField(
+        default=100, help_text="Points for a match at distance 0, falling to none at the scanner's threshold.")
+    seconds_per_point = models.PositiveIntegerField(default=60, help_text="How much waiting one point is worth.")
+
+    class Meta:
+        verbose_name_plural = "priority policy"
+
+    @classmethod
+    def current(cls):
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class TargetBreach(models.Model):
+    """An item past a time target (leads/targets.py), recorded once so leads are told once."""
+
+    class Kind(models.TextChoices):
+        FIRST_REVIEW = "first_review", "time to first review"
+        REPORT = "report", "confirmation to a finished report"
+
+    item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="target_breaches")
+    kind = models.CharField(max_length=14, choices=Kind.choices)
+    tier = models.CharField(max_length=40)
+    target_seconds = models.PositiveIntegerField()
+    at = models.DateTimeField()
+    notified_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["item", "kind"], name="breach_once_per_item_kind")]
 
 
 class ReviewerSettings(models.Model):
@@ -526,6 +659,25 @@ class ApiCall(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+
+class ViewTask(models.Model):
+    """A lead's request that a reviewer look at a draft report's files that nobody viewed (e.g.
+    near-duplicates decided with their cluster): the reviewer reveals them one by one and
+    confirms each file they saw, which makes its fileViewedByEsp true (reporting/view_tasks.py)."""
+
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="view_tasks")
+    items = models.JSONField(default=list)  # item ids, in the order shown
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField()
+    claimed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT,
+                                   related_name="view_tasks")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    confirmed = models.JSONField(default=list, blank=True)  # item ids the reviewer viewed and confirmed
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], condition=Q(done_at__isnull=True), name="viewtask_open")]
 
 
 class Hold(models.Model):

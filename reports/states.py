@@ -20,6 +20,11 @@ ITEM_MOVES = {
     (_I.CLAIMED, _I.QA): "decided and sampled for QA; or a QA claim skipped or expired",
     (_I.CLAIMED, _I.ESCALATED): "escalated, or QA disagreed; or a lead's claim skipped or expired",
     (_I.CLAIMED, _I.DECIDED): "decided",
+    (_I.NEW, _I.CLUSTERED): "previews made: a near-duplicate of a waiting item, reviewed with it",
+    (_I.CLUSTERED, _I.QUEUED): "unticked in its cluster's decision, or split off by a lead: reviewed on its own",
+    (_I.CLUSTERED, _I.DECIDED): "its cluster's decision applied to it",
+    (_I.CLUSTERED, _I.QA): "its cluster's decision applied to it, and the cluster sampled for QA",
+    (_I.CLUSTERED, _I.ESCALATED): "its cluster was escalated with it",
 }
 
 REPORT_MOVES = {

@@ -1,11 +1,30 @@
 """Celery entry points: load by id, call one operation of one stage."""
 
+import logging
+
 from celery import shared_task
+from celery.signals import task_failure
 from django.conf import settings
+from django.db import transaction
 
 from . import audit
-from .intake import previews
+from .audit import audit_record
+from .intake import previews, routing
+from .leads import targets
 from .reporting import drafting, lifecycle, preservation
+
+log = logging.getLogger(__name__)
+
+
+@task_failure.connect
+def task_failed(sender=None, exception=None, **kwargs):
+    """A task that raised is on record (counted by /metrics as tsreview_celery_task_failures)."""
+    try:
+        with transaction.atomic():
+            audit_record(actor=None, action="task.failed",
+                         data={"task": getattr(sender, "name", str(sender)), "error": type(exception).__name__})
+    except Exception:  # noqa: BLE001 - the database may be what failed; the worker's log still says it
+        log.exception("could not record the failure of %s", sender)
 
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
@@ -21,6 +40,18 @@ def derivatives_sweep(older_than_seconds: int = 60) -> int:
     for item_id in ids:
         previews.previews_enqueue(item_id)
     return len(ids)
+
+
+@shared_task
+def priorities_recompute_task() -> int:
+    """Score and route the waiting items again after an admin changed the policy or the queues."""
+    return routing.priorities_recompute()
+
+
+@shared_task
+def targets_check_task() -> int:
+    """Record items past their time target and tell the leads once."""
+    return len(targets.targets_check())
 
 
 # --- CyberTipline reports, preservation and retention ------------------------------------------

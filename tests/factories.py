@@ -11,8 +11,9 @@ from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import override_settings
 
-from devtools.synthetic import synthetic_image
+from devtools.synthetic import synthetic_image, synthetic_variant
 from reports.intake.previews import item_previews_make
+from reports.intake.routing import rank_time
 from reports.intake.submission import submission_push
 from reports.models import Claim, Decision, Item, Scanner
 from reports.review.decisions import decision_record
@@ -114,10 +115,23 @@ def make_item(seed: int, *, priority=0, metadata=None, size=(320, 240)):
     result = submission_push(scanner=scanner, document=metadata or make_metadata(f"fixture/{seed}"),
                              data=synthetic_image(seed, size=size), claimed_type="image/jpeg")
     item = item_previews_make(item_id=result.submission.item_id)
-    if priority:
-        Item.objects.filter(pk=item.pk).update(priority=priority)
+    if priority:  # a test's own order: the priority, and the claim rank that follows from it
+        Item.objects.filter(pk=item.pk).update(priority=priority, rank_at=rank_time(item.queued_at, priority, item.urgent))
         item.refresh_from_db()
     return item
+
+
+def make_variant(seed: int, kind: str, *, amount: float = 0.0, n: int = 0, metadata=None, size=(320, 240)):
+    """A near-copy (re-encode, resize, crop, brightness) of make_item(seed)'s picture, pushed
+    through intake with its previews made: it joins the original's cluster when near enough."""
+    scanner = Scanner.objects.filter(name="fixture-scanner").first()
+    if scanner is None:
+        make_scanner("fixture-scanner")
+        scanner = Scanner.objects.get(name="fixture-scanner")
+    data = synthetic_variant(synthetic_image(seed, size=size), kind, amount=amount)
+    result = submission_push(scanner=scanner, document=metadata or make_metadata(f"fixture/{seed}/{kind}/{amount}/{n}"),
+                             data=data, claimed_type="image/jpeg")
+    return item_previews_make(item_id=result.submission.item_id)
 
 
 def make_confirmed(seed: int, reviewer, *, metadata=None, reveal=True, classification="A1", annotations=()):

@@ -52,6 +52,9 @@ MATRIX = {
     "two-factor": ("get", "/account/2fa/", {}, page()),
     "claim-next": ("post", "/claim/", {}, page(302)),
     "settings": ("get", "/settings/", {}, page()),
+    "view-task-claim": ("post", "/view-tasks/claim/", {}, page(302)),
+    "view-task": ("get", "/view-tasks/999999/", {}, page(404)),  # only the task's holder (tests/test_view_tasks.py)
+    "view-task-done": ("post", "/view-tasks/999999/done/", {}, page(404)),
     "break-taken": ("post", "/break/", {}, page(302)),
     "review": ("get", "/review/{item}/", {}, held(200, 200)),
     "review-decide": ("post", "/review/{item}/decide/", {}, held(400, 404)),
@@ -66,6 +69,7 @@ MATRIX = {
     "lead-decisions-csv": ("get", "/lead/decisions.csv", {}, lead_only(200)),
     "lead-item": ("get", "/lead/items/{item}/", {}, lead_only(200)),
     "lead-item-overturn": ("post", "/lead/items/{confirmed}/overturn/", {}, lead_only(400)),
+    "lead-cluster-split": ("post", "/lead/items/{item}/split/", {}, lead_only(400)),
     "lead-escalations": ("get", "/lead/escalations/", {}, lead_only(200)),
     "lead-escalation-claim": ("post", "/lead/escalations/claim/", {}, lead_only(302)),
     "lead-stats": ("get", "/lead/stats/", {}, lead_only(200)),
@@ -79,6 +83,7 @@ MATRIX = {
     "report-abandon": ("post", "/reports/{report}/abandon/", {}, lead_only(302)),
     "report-reopen": ("post", "/reports/{report}/reopen/", {}, lead_only(302)),
     "report-xml": ("get", "/reports/{report}/xml/", {}, lead_only(200)),
+    "report-view-task": ("post", "/reports/{report}/view-task/", {}, lead_only(302)),
     "report-file-move": ("post", "/reports/files/{file}/move/", {}, lead_only(302)),
     "report-attest": ("post", "/reports/files/{file}/attest/", {}, lead_only(302)),
     "hold-extend": ("post", "/reports/holds/{hold}/extend/", {}, lead_only(302)),
@@ -90,6 +95,7 @@ MATRIX = {
     "api-docs": ("get", "/api/v1/docs", {}, public()),
     # Signed in without the admin role: a clear 403 (it looped back to sign-in before).
     "admin-login": ("get", "/admin/login/", {}, {**page(403), "admin": 302}),
+    "metrics": ("get", "/metrics", {}, public(404)),  # no token or address configured: nobody (tests/test_metrics.py)
     # The whole Django admin, by its index: staff only (others go to the one login page).
     "admin:*": ("get", "/admin/", {}, {**page(302), "admin": 200}),
 }

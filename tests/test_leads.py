@@ -78,7 +78,8 @@ def history(reviewer, second_reviewer, settings):
     crawl = make_metadata("crawl/1")
     crawl["provenance"] = {"source_type": "web_crawl", "page_url": "https://host.example/p"}
     crawl["matches"][0]["list"] = "IWF"
-    make_item(1), make_item(2, metadata=crawl), make_item(3), make_item(4)
+    # Claimed in this order (the priority policy would put the web crawl first).
+    make_item(1, priority=40), make_item(2, metadata=crawl, priority=30), make_item(3, priority=20), make_item(4, priority=10)
     return [decide_next(reviewer, classification="A1"), decide_next(reviewer, "not_csam", reason="adult"),
             decide_next(second_reviewer, classification="B2"), decide_next(second_reviewer, "escalated", note="age?")]
 

@@ -70,7 +70,7 @@ def test_home_shows_the_queue_and_todays_exposure(rita, queued_items):
 
 def test_claim_takes_the_highest_priority_then_the_oldest_item(rita, reviewer, db):
     make_item(1)
-    urgent = make_item(2, priority=5)
+    urgent = make_item(2, priority=1000)  # above the policy's score of the others (461)
     make_item(3)
     assert claim(rita) == urgent
     urgent.refresh_from_db()

@@ -5,6 +5,7 @@ and a generated media key under ./var). Production sets TSREVIEW_ENV=production 
 variables listed in docs/deploy.md; anything secret may also come from a file (NAME_FILE).
 """
 
+import json
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -257,6 +258,35 @@ TSREVIEW_MIN_VIEW_SECONDS = env_float("TSREVIEW_MIN_VIEW_SECONDS", 0.3)
 # A reveal whose page never reported its length counts as at most this long (not painted).
 TSREVIEW_UNREPORTED_VIEW_SECONDS = env_float("TSREVIEW_UNREPORTED_VIEW_SECONDS", 10.0)
 TSREVIEW_QA_SAMPLE_PERCENT = env_int("TSREVIEW_QA_SAMPLE_PERCENT", 10)
+# Near-duplicate clusters (docs/clusters.md): a new item whose PDQ is within this Hamming
+# distance of a waiting item's is reviewed with it. At most 15 (16 chunks of multi-index hashing).
+TSREVIEW_CLUSTERS = env_bool("TSREVIEW_CLUSTERS", True)
+# Time targets per priority tier (docs/priority.md): the first tier an item meets applies (urgent
+# items, then by the PriorityPolicy's score). Minutes to a first review from intake; hours from
+# the confirming decision to a finished CyberTipline report. TSREVIEW_TIME_TARGETS_JSON replaces them.
+TSREVIEW_TIME_TARGETS = json.loads(env("TSREVIEW_TIME_TARGETS_JSON", "null")) or [
+    {"tier": "urgent", "urgent": True, "first_review_minutes": 60, "report_hours": 24},
+    {"tier": "high", "min_priority": 500, "first_review_minutes": 4 * 60, "report_hours": 48},
+    {"tier": "normal", "min_priority": -32768, "first_review_minutes": 24 * 60, "report_hours": 7 * 24},
+]
+TSREVIEW_CLUSTER_DISTANCE = env_int("TSREVIEW_CLUSTER_DISTANCE", 12)
+if not 0 <= TSREVIEW_CLUSTER_DISTANCE <= 15:
+    raise RuntimeError("TSREVIEW_CLUSTER_DISTANCE must be between 0 and 15")
+
+# --- Prometheus metrics (/metrics, docs/operations.md): a bearer token, or the scraper's address
+# (addresses or networks, the direct peer). Neither set: /metrics answers 404 to everyone.
+TSREVIEW_METRICS_TOKEN = env("TSREVIEW_METRICS_TOKEN", "")
+TSREVIEW_METRICS_ALLOWED_IPS = [h.strip() for h in env("TSREVIEW_METRICS_ALLOWED_IPS", "").split(",") if h.strip()]
+
+# --- Email (target breaches tell leads): SMTP in production, the console in the demo ----------
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION
+                    else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "tsreview@localhost")
 
 # --- Provenance policy (DESIGN §4): what a report needs, per source type ----------------------
 # Each entry is a list of requirements; a requirement is a field path, or a tuple of paths of
@@ -364,6 +394,7 @@ CELERY_BEAT_SCHEDULE = {
     "reports-resume": {"task": "reports.tasks.reports_resume", "schedule": 300.0},
     "retention-purge": {"task": "reports.tasks.retention_purge_task", "schedule": 24 * 3600.0},
     "audit-chain": {"task": "reports.tasks.audit_chain_task", "schedule": TSREVIEW_AUDIT_CHAIN_SECONDS},
+    "targets-check": {"task": "reports.tasks.targets_check_task", "schedule": 300.0},
 }
 
 # Scanner JSON (the metadata part, a provenance PATCH) nested deeper than this is refused with

@@ -53,7 +53,7 @@ def submission_status(submission: Submission, *, just_pushed: bool = False) -> s
         return "reported" if submission_report_id(submission) else "queued"
     if item.state == Item.State.NEW:
         return "received"
-    if item.state == Item.State.QUEUED:
+    if item.state in (Item.State.QUEUED, Item.State.CLUSTERED):  # waiting alone, or with its near-duplicates
         return "queued"
     if item.state == Item.State.DECIDED and item.verdict == Item.Verdict.CONFIRMED:
         return "reported" if submission_report_id(submission) else "confirmed"

@@ -10,8 +10,10 @@ from ..audit import audit_record
 from ..jobs import enqueue
 from ..models import Item
 from ..states import item_move
+from .clusters import cluster_candidate, cluster_join, cluster_join_audit, pdq_index_add
 from .decode import DecodeFailed, animation_previews_limited, video_previews_limited
 from .media import previews_make
+from .routing import placement, rank_time
 from .storage import media_store
 
 
@@ -23,11 +25,13 @@ def previews_enqueue(item_id: int) -> None:
 
 def item_previews_make(*, item_id: int) -> Item:
     """Make the blurred previews of an item (for moving media, a video or an animated picture:
-    its contact sheet and sampled frames, made in a limited child) and put it in the review queue.
+    its contact sheet and sampled frames, made in a limited child), index its PDQ, and put it
+    in the review queue, or, as a near-duplicate of a waiting item, in that item's cluster
+    (intake/clusters.py).
 
     Safe to run twice: a second run finds the previews and changes nothing. An item restored
     after a purge gets its previews back and keeps its state. Audited: item.previews_made and
-    item.queued."""
+    item.queued (or item.clustered)."""
     item = Item.objects.get(pk=item_id)
     if item.previews or item.purged_at:
         return item
@@ -42,6 +46,8 @@ def item_previews_make(*, item_id: int) -> Item:
     else:
         previews = previews_make(store.get(item.original_blob))
     names = {kind: store.put(blob, kind="previews") for kind, blob in previews.items()}
+    item.frame_pdqs = frame_pdqs if item.is_video else item.frame_pdqs
+    near = cluster_candidate(item) if item.state == Item.State.NEW else None
     with transaction.atomic():
         item = Item.objects.select_for_update(no_key=True).get(pk=item_id)
         if item.previews or item.purged_at:
@@ -50,13 +56,25 @@ def item_previews_make(*, item_id: int) -> Item:
             return item
         item.previews, item.frame_times, item.frame_pdqs = names, frame_times, frame_pdqs
         fields = ["previews", "frame_times", "frame_pdqs"]
+        rep = None
         if item.state == Item.State.NEW:
-            item.state, item.queued_at = item_move(item.state, Item.State.QUEUED), timezone.now()
-            fields += ["state", "queued_at"]
+            item.queued_at = timezone.now()
+            for name, value in placement(item).items():  # priority, queue and rank (intake/routing.py)
+                setattr(item, name, value)
+            rep = cluster_join(item, near)
+            if rep is not None:  # a near-duplicate of a waiting item: reviewed with it
+                item.state, item.cluster_of, item.cluster_distance = item_move(item.state, Item.State.CLUSTERED), rep, near[1]
+                fields += ["cluster_of", "cluster_distance"]
+            else:
+                item.state = item_move(item.state, Item.State.QUEUED)
+            fields += ["state", "queued_at", "priority", "queue", "rank_at"]
         item.save(update_fields=fields)
+        pdq_index_add(item)
         audit_record(actor=None, action="item.previews_made", subject=item, item_id=item.pk,
                      data={"previews": sorted(names)})
-        if "state" in fields:
+        if rep is not None:
+            cluster_join_audit(item, rep, near[1])
+        elif "state" in fields:
             audit_record(actor=None, action="item.queued", subject=item, item_id=item.pk, data={"from": "new", "to": "queued"})
     return item
 
@@ -70,7 +88,8 @@ def _unreviewable(item_id: int, reason: str) -> Item:
             return item
         item.state, item.queued_at = item_move(item.state, Item.State.ESCALATED), timezone.now()
         item.unreviewable_reason = reason[:400]
-        item.save(update_fields=["state", "queued_at", "unreviewable_reason"])
+        item.rank_at = rank_time(item.queued_at, item.priority, item.urgent)
+        item.save(update_fields=["state", "queued_at", "unreviewable_reason", "rank_at"])
         audit_record(actor=None, action="item.unreviewable", subject=item, item_id=item.pk, data={"reason": item.unreviewable_reason})
     return item
 

@@ -11,7 +11,10 @@ from django.utils import timezone
 
 from ..audit import audit_record
 from ..errors import Refused
+from ..intake.routing import rank_time
 from ..models import Claim, Decision, Item
+from ..states import item_move
+from .clusters import cluster_members_lock, member_requeue
 from .queue import claim_end
 from .reveal import painted_frames, played_segments, viewed_by, views_lock_unreported
 from .wellness import exposure_add
@@ -63,7 +66,7 @@ def reveal_check(*, item, user, verdict: str) -> bool:
 
 def decision_create(*, item: Item, user, stage: str, verdict: str, viewed: bool, classification="", reason="",
                     annotations=(), note="", claim: Claim | None = None, supersedes: Decision | None = None,
-                    started_at=None, now=None) -> Decision:
+                    started_at=None, now=None, cluster_decision: Decision | None = None) -> Decision:
     """Insert the immutable row; the caller holds the transaction, has validated and audits."""
     now = now or timezone.now()
     confirmed = verdict == Decision.Verdict.CONFIRMED
@@ -76,7 +79,7 @@ def decision_create(*, item: Item, user, stage: str, verdict: str, viewed: bool,
         classification=classification if confirmed else "",
         annotations=sorted(annotations) if confirmed else [],
         note=note.strip(), viewed_unblurred=viewed, viewed_frames=frames,
-        played_segments=segments, supersedes=supersedes,
+        played_segments=segments, supersedes=supersedes, cluster_decision=cluster_decision,
         started_at=started_at or now, decided_at=now)
 
 
@@ -116,19 +119,40 @@ def _next_state(claim: Claim, verdict: str) -> str:
 
 
 def decision_record(*, user, claim: Claim, verdict: str, classification: str = "", reason: str = "",
-                    annotations=(), note: str = "") -> Decision:
+                    annotations=(), note: str = "", ticked=None) -> Decision:
     """Record a verdict on the item the user holds (the view checked the claim is theirs).
 
     A confirmation needs a painted view of that file by this person. Ends the claim.
-    Audited: decision.recorded and the item's new state."""
+    Audited: decision.recorded and the item's new state.
+
+    A cluster (the item has near-duplicates waiting with it): the same verdict is applied to
+    the members in `ticked` (ids), each getting its own Decision linked to this one
+    (cluster_decision), with viewed_unblurred for that file alone; a confirmation then needs a
+    painted view of the representative or of one ticked member. Members not ticked (and any
+    that joined after the page was drawn) go back to the queue as their own items. Refused when
+    a ticked id is not waiting in this cluster."""
     decision_validate(verdict=verdict, classification=classification, reason=reason, annotations=list(annotations),
                       note=note, stage=claim.stage)
-    viewed = reveal_check(item=claim.item_id, user=user, verdict=verdict)
+    ticked_ids = {int(t) for t in ticked or ()}
+    if not ticked_ids:
+        viewed = reveal_check(item=claim.item_id, user=user, verdict=verdict)
     with transaction.atomic():
         claim = Claim.objects.select_for_update(no_key=True).select_related("item").get(pk=claim.pk)
         if claim.end != Claim.End.OPEN or claim.user_id != user.pk:
             raise Refused({"claim": "This item is no longer yours to decide; its lease ended."})
         views_lock_unreported(claim)  # before the audit head: the order every writer keeps
+        members = cluster_members_lock(claim.item_id) if claim.stage == Claim.Stage.REVIEW else []
+        strangers = sorted(ticked_ids - {m.pk for m in members})
+        if strangers:
+            raise Refused({"members": "No longer waiting in this cluster (a lead split it, or it was decided): "
+                                      f"{', '.join(map(str, strangers))}. Reload the page."})
+        chosen = [m for m in members if m.pk in ticked_ids]
+        if ticked_ids:
+            viewed = viewed_by(claim.item_id, user)
+            seen = viewed or any(viewed_by(m, user) for m in chosen)
+            if verdict == Decision.Verdict.CONFIRMED and settings.TSREVIEW_REQUIRE_VIEW_TO_CONFIRM and not seen:
+                raise Refused({"verdict": "Reveal a file of this cluster before confirming it: a confirmation needs an "
+                                          f"original on screen for at least {settings.TSREVIEW_MIN_VIEW_SECONDS:g} s."})
         now = timezone.now()
         decision = decision_create(item=claim.item, user=user, claim=claim, stage=claim.stage, verdict=verdict,
                                    classification=classification, reason=reason, annotations=annotations, note=note,
@@ -138,9 +162,33 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
         audit_record(actor=user, action="decision.recorded", subject=decision, item_id=claim.item_id,
                      data={"verdict": verdict, "classification": decision.classification, "reason": decision.reason,
                            "annotations": decision.annotations, "viewed_unblurred": viewed, "stage": claim.stage,
-                           "item_state": state})
+                           "item_state": state, **({"members": sorted(ticked_ids)} if members else {})})
+        for member in members:
+            if member.pk in ticked_ids:
+                _member_decide(member, decision, user=user, claim=claim, state=state, now=now)
+            else:
+                member_requeue(member, actor=user, why="unticked in the cluster decision")
         claim_end(claim=claim, end=Claim.End.DECIDED, item_state=state)
         exposure_add(user, items=1)
+    return decision
+
+
+def _member_decide(member: Item, cluster_decision: Decision, *, user, claim: Claim, state: str, now) -> Decision:
+    """The cluster's verdict for one ticked member: its own immutable Decision, viewed or not by
+    its own painted views. Audited: decision.recorded (with the cluster decision it follows)."""
+    viewed = viewed_by(member, user)
+    d = cluster_decision
+    decision = decision_create(item=member, user=user, claim=claim, stage=claim.stage, verdict=d.verdict,
+                               classification=d.classification, reason=d.reason, annotations=d.annotations, note=d.note,
+                               viewed=viewed, started_at=claim.started_at, now=now, cluster_decision=d)
+    member_state = item_move(member.state, state)
+    _item_settle(member, decision, state, now)
+    Item.objects.filter(pk=member.pk).update(state=member_state)
+    audit_record(actor=user, action="decision.recorded", subject=decision, item_id=member.pk,
+                 data={"verdict": d.verdict, "classification": decision.classification, "reason": decision.reason,
+                       "annotations": decision.annotations, "viewed_unblurred": viewed, "stage": claim.stage,
+                       "item_state": member_state, "cluster_decision": d.pk, "representative": claim.item_id,
+                       "distance": member.cluster_distance})
     return decision
 
 
@@ -151,5 +199,6 @@ def _item_settle(item: Item, decision: Decision, state: str, now) -> None:
         fields.update(verdict=decision.verdict, decided_at=now)
     if state in (Item.State.QA, Item.State.ESCALATED):
         fields["queued_at"] = now  # waits in its next queue from now
+        fields["rank_at"] = rank_time(now, item.priority, item.urgent)
     if fields:
         Item.objects.filter(pk=item.pk).update(**fields)

@@ -3,7 +3,7 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
@@ -42,7 +42,36 @@ def _candidates(user, stage: str):
     if stage == Claim.Stage.QA:
         # Blind second review is never by someone who already decided the item.
         queryset = queryset.exclude(decisions__reviewer=user)
-    return queryset.order_by("-priority", "queued_at", "id")
+    return queryset.order_by("rank_at", "id")
+
+
+# How many of the best items of each of a reviewer's queues compete for their claim: enough that
+# reviewers claiming at once find one not locked by another.
+LANE_HEADS = 4
+
+
+def reviewer_lanes(user) -> list[int | None] | None:
+    """The queues a reviewer takes first reviews from (and the general queue, None), or None
+    for a reviewer assigned to no queue: they take from all."""
+    ids = list(user.review_queues.order_by("pk").values_list("pk", flat=True))
+    return [*ids, None] if ids else None
+
+
+def _lane(queryset, queue_id):
+    rows = queryset.filter(queue__isnull=True) if queue_id is None else queryset.filter(queue_id=queue_id)
+    return rows.order_by("rank_at", "id")
+
+
+def _in_lanes(queryset, lanes):
+    """The waiting items among the best LANE_HEADS of each of the reviewer's queues, each head
+    found by one index scan. On PostgreSQL one statement with the lock (the heads are a UNION
+    ALL subquery); where a database cannot order and limit inside a UNION (SQLite, the embedded
+    mode), the heads are read first, one query per queue."""
+    if connection.features.supports_slicing_ordering_in_compound:
+        heads = [_lane(queryset, q).values("id")[:LANE_HEADS] for q in lanes]
+        return queryset.filter(pk__in=heads[0].union(*heads[1:], all=True) if len(heads) > 1 else heads[0])
+    ids = [pk for q in lanes for pk in _lane(queryset, q).values_list("id", flat=True)[:LANE_HEADS]]
+    return queryset.filter(pk__in=ids)
 
 
 def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
@@ -72,7 +101,11 @@ def _claim_next(user, stage):
     now = timezone.now()
     try:
         with transaction.atomic():
-            item = _candidates(user, stage).select_for_update(no_key=True, skip_locked=True, of=("self",)).first()
+            candidates = _candidates(user, stage)
+            lanes = reviewer_lanes(user) if stage == Claim.Stage.REVIEW else None
+            if lanes:  # the reviewer's queues: the best of each, then the best of those
+                candidates = _in_lanes(candidates, lanes)
+            item = candidates.select_for_update(no_key=True, skip_locked=True, of=("self",)).first()
             if item is None:
                 return None
             waiting = WAITING_STATE[stage]

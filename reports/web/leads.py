@@ -12,11 +12,11 @@ from ..access import item_for_lead, lead_required
 from ..audit import audit_status
 from ..errors import Refused
 from ..intake.submission import item_sightings
-from ..leads import selectors
+from ..leads import selectors, targets
 from ..leads import stats as lead_stats
 from ..leads.overturn import decision_overturn
 from ..models import Claim
-from ..review import queue
+from ..review import clusters, queue
 from .claiming import claim_and_open
 from .forms import DecisionLogFilter, OverturnForm, refused_into
 
@@ -84,7 +84,25 @@ def _item_page(request, item, form, status=200):
     return render(request, "reports/lead_item.html", {
         "item": item, "submissions": item_sightings(item), "decisions": selectors.decision_history(item),
         "timeline": selectors.item_timeline(item), "form": form, "views": selectors.item_views(item),
+        "members": clusters.cluster_members(item.pk),
     }, status=status)
+
+
+@require_POST
+@lead_required
+def cluster_split(request, item_id):
+    """A lead splits wrong members off a cluster; each is then reviewed on its own."""
+    item = item_for_lead(item_id)
+    ids = request.POST.getlist("members")
+    try:
+        if not all(i.isdigit() and len(i) < 19 for i in ids):
+            raise Refused({"members": "Members are item numbers."})
+        done = clusters.cluster_split(lead=request.user, rep_id=item.pk, member_ids=ids)
+    except Refused as exc:
+        messages.error(request, " ".join(str(m) for m in exc.errors.values()))
+        return _item_page(request, item, OverturnForm(), status=400)
+    messages.success(request, f"Split off {len(done)} item{'s' if len(done) != 1 else ''}: each waits for its own review.")
+    return redirect("lead-item", item_id=item.pk)
 
 
 @require_POST
@@ -127,7 +145,9 @@ def stats(request):
         days = max(1, min(90, int(request.GET.get("days", 14))))
     except ValueError:
         days = 14
-    return render(request, "reports/lead_stats.html", lead_stats.reviewer_stats(days=days))
+    return render(request, "reports/lead_stats.html", {
+        **lead_stats.reviewer_stats(days=days), "queues": targets.queue_overview(days=7),
+        "past_target": targets.past_target(), "targets": targets.tiers(), "clusters": clusters.cluster_stats(days=7)})
 
 
 

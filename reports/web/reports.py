@@ -12,7 +12,7 @@ from ..access import lead_required
 from ..cybertip.statements import NO_URL, current_target
 from ..errors import Refused
 from ..models import Report, ReportFile
-from ..reporting import checklist, drafting, lifecycle, preservation, selectors
+from ..reporting import checklist, drafting, lifecycle, preservation, selectors, view_tasks
 from .forms import AttestForm, DestroyForm, HoldExtendForm, MoveForm, ReportForm, refused_into
 
 
@@ -74,6 +74,8 @@ def _detail_context(report: Report, form) -> dict:
         "problems": problems + [f"File {f.item_id}: {p}" for f, _, file_problems, _ in files_xml for p in file_problems],
         "files_xml": files_xml, "no_url_field": NO_URL,
         "target": current_target() if report.state == Report.State.DRAFT else None,
+        "not_viewed": sorted({c.report_file.item_id for c in checks.files if not c.viewed and not c.report_file.item.purged_at}),
+        "view_tasks": list(report.view_tasks.select_related("claimed_by").order_by("-created_at")[:5]),
         "drafts": selectors.other_drafts(report),
         "calls": selectors.report_calls(report),
         "holds": selectors.report_holds(report),
@@ -196,3 +198,13 @@ def material_destroy(request, item_id):
              f"The media of item {item.pk} was destroyed.", DestroyForm(request.POST))
     back = request.POST.get("report", "")
     return redirect("report-detail", report_id=int(back)) if back.isdigit() else redirect("report-list")
+
+
+@require_POST
+@lead_required
+def report_view_task(request, report_id):
+    """ "View these": ask a reviewer to look at the draft's files nobody viewed."""
+    report = access.report_for_lead(report_id)
+    _perform(request, lambda: view_tasks.view_task_create(lead=request.user, report=report),
+             lambda task: f"Sent {len(task.items)} file{'s' if len(task.items) != 1 else ''} for a reviewer to view.")
+    return redirect("report-detail", report_id=report.pk)

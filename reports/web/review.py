@@ -18,7 +18,8 @@ from ..errors import Refused
 from ..intake.submission import item_sightings
 from ..leads.selectors import decision_history
 from ..models import Claim, Decision, Item, ViewEvent, WellnessPolicy
-from ..review import queue, reveal, wellness
+from ..reporting import view_tasks
+from ..review import clusters, queue, reveal, wellness
 from ..review.decisions import ANNOTATIONS, decision_record
 from .claiming import claim_and_open
 from .forms import DecisionForm, SettingsForm, refused_into
@@ -37,6 +38,8 @@ KEYS = [
     ("[ ]", "Previous / next sampled frame (videos, animated pictures)"),
     ("p", "Play a short segment from the frame, without sound (hold, or press in click mode)"),
     ("Shift+P", "The same segment with its sound (a separate choice, metered apart)"),
+    (", .", "Previous / next file of a cluster (its near-duplicates)"),
+    ("x", "Tick or untick the shown cluster member (ticked members get the same decision)"),
     ("?", "Show these keys"),
     ("Esc", "Clear the choice / close this help"),
 ]
@@ -55,6 +58,9 @@ def home(request):
         "cap_reached": wellness.cap_reached(day, policy),
         "break_due": wellness.break_due(day, policy),
         "active_minutes": day.active_seconds // 60,
+        "looks_avoided": clusters.looks_avoided_today(request.user),
+        "view_tasks_waiting": view_tasks.view_tasks_waiting(),
+        "view_task_held": view_tasks.view_task_open_for(request.user),
     })
 
 
@@ -63,11 +69,19 @@ def claim_next(request):
     return claim_and_open(request)
 
 
-def _review_context(request, item, claim, form):
+def _cluster(request, item, claim):
+    """The members waiting with this item, for the person deciding its first review: each with
+    its distance, its blurred thumbnail and whether they revealed it."""
+    if claim is None or claim.stage != Claim.Stage.REVIEW or claim.item_id != item.pk:
+        return []
+    return [(m, reveal.viewed_by(m, request.user)) for m in clusters.cluster_members(item.pk)]
+
+
+def _review_context(request, item, claim, form, unticked=()):
     submissions = item_sightings(item)
     matches = [m for s in submissions for m in s.matches.all()]
     settings = wellness.settings_effective(request.user)
-    return {
+    context = {
         "item": item, "claim": claim, "form": form, "submissions": submissions, "matches": matches,
         "label": matches[0].short_label() if matches else "Known-hash match",
         "settings": settings, "keys": KEYS, "annotations": ANNOTATIONS,
@@ -79,7 +93,11 @@ def _review_context(request, item, claim, form):
         "segment_seconds": django_settings.TSREVIEW_VIDEO_SEGMENT_SECONDS,
         "classifications": [(c.value, c.label, str(n)) for n, c in enumerate(list(Decision.Classification)[1:], 1)],
         "reasons": [(r.value, r.label, key) for r, key in zip(list(Decision.Reason)[1:], "abmu", strict=True)],
+        "unticked": {str(u) for u in unticked},
     }
+    context["members"] = _cluster(request, item, claim)
+    context["cluster_ids"] = ",".join(str(m.pk) for m, _ in context["members"])
+    return context
 
 
 @require_GET
@@ -93,15 +111,22 @@ def review_decide(request, item_id):
     item, claim = access.item_for_user(request.user, item_id, claim_required=True)
     _carried_reports(request)
     form = DecisionForm(request.POST)
+    ticked = request.POST.getlist("members")
+    # A page that showed a cluster says so ("cluster"), and sends the members left ticked.
+    shown = {v for v in request.POST.get("cluster", "").split(",") if v}
     if form.is_valid():
         try:
-            decision_record(user=request.user, claim=claim, **form.cleaned_data)
+            if not all(t.isdigit() and len(t) < 19 for t in ticked):
+                raise Refused({"members": "Members are item numbers."})
+            decision_record(user=request.user, claim=claim, **form.cleaned_data, ticked=[int(t) for t in ticked])
         except Refused as exc:
             refused_into(form, exc)
         else:
-            messages.success(request, "Decision recorded.")
+            messages.success(request, "Decision recorded." + (f" Applied to {len(ticked)} near-duplicate"
+                                                                f"{'s' if len(ticked) != 1 else ''} too." if ticked else ""))
             return _after_claim(request, claim)
-    return render(request, "reports/review.html", _review_context(request, item, claim, form), status=400)
+    unticked = shown - set(ticked)
+    return render(request, "reports/review.html", _review_context(request, item, claim, form, unticked), status=400)
 
 
 def _carried_reports(request) -> None:
@@ -263,3 +288,42 @@ def break_taken(request):
     target = request.POST.get("next", "")
     safe = url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()})
     return redirect(target if safe else reverse("home"))
+
+
+@require_POST
+def view_task_claim(request):
+    task = view_tasks.view_task_claim(user=request.user)
+    if task is None:
+        messages.info(request, "No files are waiting to be viewed.")
+        return redirect("home")
+    return redirect("view-task", task_id=task.pk)
+
+
+def _view_task_context(request, task, errors=()):
+    settings = wellness.settings_effective(request.user)
+    items = list(Item.objects.filter(pk__in=task.items))
+    items.sort(key=lambda i: task.items.index(i.pk))
+    return {"task": task, "files": [(i, reveal.viewed_by(i, request.user)) for i in items], "first": items[0],
+            "settings": settings, "inspect_kind": f"inspect-{settings.blur}", "keys": KEYS, "errors": errors}
+
+
+@require_GET
+def view_task_page(request, task_id):
+    task = access.view_task_for_user(request.user, task_id)
+    return render(request, "reports/view_task.html", _view_task_context(request, task))
+
+
+@require_POST
+def view_task_done(request, task_id):
+    task = access.view_task_for_user(request.user, task_id)
+    _carried_reports(request)
+    confirmed = request.POST.getlist("members")
+    try:
+        if not all(c.isdigit() and len(c) < 19 for c in confirmed):
+            raise Refused({"confirmed": "Files are item numbers."})
+        done = view_tasks.view_task_complete(user=request.user, task=task, confirmed=[int(c) for c in confirmed])
+    except Refused as exc:
+        return render(request, "reports/view_task.html", _view_task_context(request, task, list(exc.errors.values())),
+                      status=400)
+    messages.success(request, f"Viewed and confirmed {len(done)} file{'s' if len(done) != 1 else ''} for report {task.report_id}.")
+    return redirect("home")

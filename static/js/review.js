@@ -281,6 +281,29 @@
   }
   framePicks.forEach(function (button, i) { button.addEventListener("click", function () { framePick(i); }); });
 
+  // --- A cluster: the representative and its near-duplicates, one task ----------------------
+  // Showing a file re-blurs at once and puts that file's blurred preview in the frame; a reveal
+  // then asks for that file's original. Ticked members get the same decision.
+  var members = Array.prototype.slice.call(document.querySelectorAll("#cluster-strip .member"));
+  var memberShown = 0;
+  function memberShow(n) {
+    if (n < 0 || n >= members.length) return;
+    reblur();
+    memberShown = n;
+    root.dataset.originalUrl = members[n].dataset.original;
+    preview.src = members[n].dataset.preview;
+    members.forEach(function (li, i) {
+      li.classList.toggle("picked", i === n);
+      if (i === n) li.setAttribute("aria-current", "true"); else li.removeAttribute("aria-current");
+    });
+    document.getElementById("cluster-showing").textContent = "Showing " + members[n].dataset.name + ".";
+  }
+  members.forEach(function (li, i) { li.querySelector(".member-show").addEventListener("click", function () { memberShow(i); }); });
+  function memberTick() {
+    var tick = members.length && members[memberShown].querySelector(".member-tick");
+    if (tick && !tick.disabled) tick.checked = !tick.checked;
+  }
+
   // --- Keys -----------------------------------------------------------------------------
   function choose(selector) {
     var input = form && form.querySelector(selector);
@@ -328,6 +351,8 @@
     var key = e.key;
     if (key === "?") { toggleKeys(keys.hidden); return; }
     if ((key === "[" || key === "]") && framePicks.length) { framePick(frameIndex() + (key === "]" ? 1 : -1)); return; }
+    if ((key === "," || key === ".") && members.length) { memberShow(memberShown + (key === "." ? 1 : -1)); return; }
+    if (key === "x" && members.length) { memberTick(); return; }
     if ((key === "p" || key === "P") && segment) {  // P (with Shift): the same segment with its sound
       if (e.repeat) return;
       if (mode === "hold") play(key === "P"); else if (wanted) reblur(); else play(key === "P");
