@@ -31,14 +31,53 @@ def pytest_configure(config):
             "(make test looks in ../shared/ncmec/; set TSREVIEW_CYBERTIP_XSD to its path).")
 
 
+# The media test set runs on both stores: the local folder and an S3 bucket on a real
+# S3-protocol server (moto in server mode on loopback). Whole modules, or single tests marked
+# both_stores (the slower video tests keep to those that touch the store differently).
+BOTH_STORES = {"test_intake_api", "test_review", "test_retention", "test_key_rotation", "test_hostile_media",
+               "test_cybertip_submit", "test_media_stores"}
+
+
+def pytest_generate_tests(metafunc):
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if "store_kind" in metafunc.fixturenames and (
+            module in BOTH_STORES or metafunc.definition.get_closest_marker("both_stores")):
+        metafunc.parametrize("store_kind", ["local", "s3"], indirect=True)
+
+
+@pytest.fixture
+def store_kind(request):
+    return getattr(request, "param", "local")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from .support.s3 import MotoS3
+
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    """Each test stores media in its own folder with a known key; tasks run in-process."""
+def media_root(settings, tmp_path, store_kind, request):
+    """Each test stores media in its own folder (or bucket) with a known key; tasks run
+    in-process. On S3 this is a path-like view of the test's own bucket."""
     settings.TSREVIEW_MEDIA_ROOT = tmp_path / "media"
     settings.TSREVIEW_MEDIA_KEY = TEST_MEDIA_KEY
+    settings.TSREVIEW_MEDIA_STORAGE = "local"
+    root = settings.TSREVIEW_MEDIA_ROOT
+    if store_kind == "s3":
+        from .support.s3 import S3Root
+
+        s3 = request.getfixturevalue("s3_server")
+        bucket = s3.new_bucket()
+        for name, value in s3.settings(bucket).items():
+            setattr(settings, name, value)
+        root = S3Root(s3.client, bucket)
     eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
-    yield settings.TSREVIEW_MEDIA_ROOT
+    yield root
     celery_app.conf.task_always_eager = eager
 
 

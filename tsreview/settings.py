@@ -162,13 +162,24 @@ SECURE_REFERRER_POLICY = "no-referrer"
 X_FRAME_OPTIONS = "DENY"
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # a load balancer asks over plain HTTP
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Media: encrypted at rest, outside any served folder --------------------------------------
+# Where the ciphertext lives: "local" (a folder, the embedded default) or "s3" (an S3-compatible
+# bucket through django-storages; encryption happens before upload, docs/deploy.md).
+TSREVIEW_MEDIA_STORAGE = env("TSREVIEW_MEDIA_STORAGE", "local")
 TSREVIEW_MEDIA_ROOT = Path(env("TSREVIEW_MEDIA_ROOT", str(VAR_DIR / "media")))
+TSREVIEW_S3_BUCKET = env("TSREVIEW_S3_BUCKET", "")
+TSREVIEW_S3_ENDPOINT_URL = env("TSREVIEW_S3_ENDPOINT_URL", "")  # empty: AWS itself
+TSREVIEW_S3_REGION = env("TSREVIEW_S3_REGION", "")
+TSREVIEW_S3_ACCESS_KEY_ID = env("TSREVIEW_S3_ACCESS_KEY_ID", "")  # empty: boto3's own chain (instance role, ...)
+TSREVIEW_S3_SECRET_ACCESS_KEY = env("TSREVIEW_S3_SECRET_ACCESS_KEY", "")
+TSREVIEW_S3_PREFIX = env("TSREVIEW_S3_PREFIX", "")  # a folder in the bucket, if it is shared
+TSREVIEW_S3_ADDRESSING_STYLE = env("TSREVIEW_S3_ADDRESSING_STYLE", "")  # "path" for most self-hosted servers
 # 32 bytes, urlsafe base64. The embedded default makes var/media.key on first use.
 TSREVIEW_MEDIA_KEY = env("TSREVIEW_MEDIA_KEY", "")
 TSREVIEW_MEDIA_KEY_FILE_DEFAULT = None if PRODUCTION else VAR_DIR / "media.key"

@@ -12,6 +12,10 @@ import sys
 
 from django.conf import settings
 
+STORE_SETTINGS = ("TSREVIEW_MEDIA_STORAGE", "TSREVIEW_S3_BUCKET", "TSREVIEW_S3_ENDPOINT_URL", "TSREVIEW_S3_REGION",
+                  "TSREVIEW_S3_ACCESS_KEY_ID", "TSREVIEW_S3_SECRET_ACCESS_KEY", "TSREVIEW_S3_PREFIX",
+                  "TSREVIEW_S3_ADDRESSING_STYLE")
+
 
 class DecodeFailed(Exception):
     """The child ran out of CPU time or memory, or the decoder failed; says which."""
@@ -32,6 +36,9 @@ def video_previews_limited(blob: str):
     env = {**os.environ, "TSREVIEW_MEDIA_ROOT": str(settings.TSREVIEW_MEDIA_ROOT),
            "TSREVIEW_MEDIA_KEY": str(settings.TSREVIEW_MEDIA_KEY), "TSREVIEW_MEDIA_OLD_KEYS": settings.TSREVIEW_MEDIA_OLD_KEYS}
     env.pop("TSREVIEW_MEDIA_KEY_FILE", None)
+    for name in STORE_SETTINGS:  # the same store (a folder or a bucket) as this process
+        env[name] = str(getattr(settings, name))
+        env.pop(f"{name}_FILE", None)
     try:
         done = subprocess.run([sys.executable, "-m", "reports.intake.decode_child", str(settings.TSREVIEW_VIDEO_SAMPLED_FRAMES),
                                blob], capture_output=True, env=env,
