@@ -1,15 +1,20 @@
 """Celery entry points: load by id, call one operation of one stage."""
 
+import logging
+
 from celery import shared_task
 from django.conf import settings
 
 from .intake import previews
 from .reporting import drafting, lifecycle, preservation
 
+log = logging.getLogger(__name__)
+
 
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def item_previews_task(item_id: int) -> None:
     previews.item_previews_make(item_id=item_id)
+    log.info("previews made for item %s", item_id)
 
 
 @shared_task
