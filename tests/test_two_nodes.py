@@ -52,6 +52,7 @@ def cluster(tmp_path, s3_server, broker, processes, reporter_settings):
         home.mkdir()
         env = app_env(home / "media", TSREVIEW_VAR_DIR=home / "var", **shared)
         if name == "worker":
+            env.update(LOG_FORMAT="json", LOG_LEVEL="INFO")
             processes.append(celery_worker(env, tmp_path / "worker.log", cwd=home))
             nodes[name] = home
         else:
@@ -95,6 +96,11 @@ def test_a_push_on_one_node_is_reviewed_on_the_other_and_reported_by_the_worker(
     assert response.status_code == 201, response.text
     assert wait_for(lambda: Item.objects.filter(state=Item.State.QUEUED).exists(), 90), (tmp_path / "worker.log").read_text()
     item = Item.objects.get()
+    # The push's request id is on the worker's (JSON) log line of the task the push queued.
+    request_id = response.headers["X-Request-ID"]
+    lines = [json.loads(line) for line in (tmp_path / "worker.log").read_text().splitlines() if line.startswith("{")]
+    assert any(line["request_id"] == request_id and line["message"] == f"previews made for item {item.pk}"
+               for line in lines), lines
 
     rita = sign_in(a, "rita")  # signed in on A, works on B: the session is in the shared database
     claimed = post(rita, f"{b}/claim/")

@@ -82,6 +82,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "tsreview.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "tsreview.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -333,10 +334,17 @@ SPECTACULAR_SETTINGS = {
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("CACHE_URL")}
           if env("CACHE_URL") else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}, "celery": {"level": "WARNING"}},
-}
+# LOG_FORMAT=json: one JSON object a line (for a log shipper); every line carries the request
+# id (the proxy's X-Request-ID, or a new one), also in the tasks a request queued.
+from tsreview.observability import logging_config  # noqa: E402 - settings helpers, no Django
+
+LOGGING = logging_config(fmt=env("LOG_FORMAT", "text"), level=env("LOG_LEVEL", "INFO"))
+
+# Optional Sentry-compatible error reporting (off unless SENTRY_DSN is set). What is sent is
+# scrubbed first: no request body (media, metadata), query string, cookies, authorization,
+# user, local variables or database values (tsreview/observability.py, docs/deploy.md).
+SENTRY_DSN = env("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from tsreview.observability import sentry_init  # noqa: E402
+
+    sentry_init(SENTRY_DSN, environment=env("SENTRY_ENVIRONMENT", ""), release=env("SENTRY_RELEASE", ""))
