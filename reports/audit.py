@@ -71,6 +71,32 @@ def audit_record(*, actor, action: str, subject=None, item_id=None, data=None) -
     return event
 
 
+def audit_record_many(*, actor, events: list[dict]) -> list[AuditEvent]:
+    """Append several events of one change (each a dict of audit_record's action, subject,
+    item_id, data) under one lock of the head: three round trips however many events, the
+    same chain as as many audit_record calls."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("audit_record must run inside the transaction of the change")
+    kind, actor_id, name = _actor(actor)
+    head, _ = AuditHead.objects.select_for_update(no_key=True).get_or_create(pk=1)
+    rows, last_id, last_hash, now = [], head.last_id, head.last_hash, timezone.now()
+    for spec in events:
+        subject = spec.get("subject")
+        event = AuditEvent(
+            id=last_id + 1, at=now, actor_kind=kind, actor_id=actor_id, actor_name=name, action=spec["action"],
+            subject_kind=type(subject).__name__.lower() if subject is not None else "",
+            subject_id=str(subject.pk) if subject is not None else "",
+            item_id=spec.get("item_id"), data=json.loads(json.dumps(spec.get("data") or {}, default=str)),
+            prev_hash=last_hash)
+        event.hash = event_digest(last_hash, event)
+        rows.append(event)
+        last_id, last_hash = event.pk, event.hash
+    AuditEvent.objects.bulk_create(rows)
+    head.last_id, head.last_hash = last_id, last_hash
+    head.save(update_fields=["last_id", "last_hash"])
+    return rows
+
+
 def audit_verify(*, batch_size: int = 5000):
     """Walk the chain in order. Returns (events checked, first broken event id or None, why)."""
     prev, expected_id, checked = GENESIS, 1, 0

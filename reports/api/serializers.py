@@ -30,6 +30,17 @@ ERROR_RESPONSES = {
 }
 
 
+def _report_id(submission: Submission) -> int | None:
+    """The NCMEC id of a finished report with this sighting or its item. Only a decided item
+    can have been reported (drafts take confirmed decisions; an overturn leaves it decided), so
+    pushes of undecided items skip the look-up; looked up once per answer."""
+    if submission.item.state != Item.State.DECIDED:
+        return None
+    if not hasattr(submission, "_report_id"):
+        submission._report_id = submission_report_id(submission)
+    return submission._report_id
+
+
 def submission_status(submission: Submission) -> str:
     """The scanner's view of where its push is (DESIGN §3)."""
     item = submission.item
@@ -38,7 +49,7 @@ def submission_status(submission: Submission) -> str:
     if item.state == Item.State.QUEUED:
         return "queued"
     if item.state == Item.State.DECIDED and item.verdict == Item.Verdict.CONFIRMED:
-        return "reported" if submission_report_id(submission) else "confirmed"
+        return "reported" if _report_id(submission) else "confirmed"
     if item.state == Item.State.DECIDED:
         return "not_confirmed"
     return "in_review"
@@ -74,7 +85,7 @@ class SubmissionOutput(serializers.Serializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True, help_text="NCMEC report id once filed."))
     def get_report(self, submission):
-        report_id = submission_report_id(submission)
+        report_id = _report_id(submission)
         return str(report_id) if report_id else None
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))
