@@ -139,10 +139,12 @@ class S3Objects:
         return self._get(self.key(name), Range=f"bytes=0-{size - 1}")["Body"].read()
 
     def exists(self, name: str) -> bool:
-        return self.storage.exists(_checked(name))
+        return self.storage.exists(_checked(name))  # HeadObject on this thread's client; 404 is False
 
     def delete(self, name: str) -> None:
-        self.storage.delete(_checked(name))
+        # On this thread's client (S3Storage.delete goes through a bucket resource shared by
+        # threads); deleting a missing key is not an error in S3.
+        self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
 
     def names(self):
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
