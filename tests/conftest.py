@@ -48,8 +48,9 @@ BOTH_STORES = {
 
 
 def pytest_generate_tests(metafunc):
-    if "store_kind" not in metafunc.fixturenames:
-        return
+    if "store_kind" not in metafunc.fixturenames or any(
+            "store_kind" in str(mark.args[0]) for mark in metafunc.definition.iter_markers("parametrize")):
+        return  # not a media test, or the test names its stores itself
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
     words = BOTH_STORES.get(module, [])
     if (words is None or any(word in metafunc.function.__name__ for word in words)

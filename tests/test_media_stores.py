@@ -13,7 +13,7 @@ from reports.intake import files, storage
 from reports.intake.storage import media_store
 from reports.models import Item
 
-from .factories import make_metadata, stored_files, upload
+from .factories import make_metadata, push, stored_files, upload
 
 pytestmark = pytest.mark.django_db
 
@@ -94,3 +94,14 @@ def test_names_lists_what_is_stored_and_delete_removes_it(media_root):
     assert sorted(store.names()) == made[1:] and not store.exists(made[0]) and store.exists(made[1])
     with pytest.raises(FileNotFoundError):
         store.get(made[0])
+
+
+@pytest.mark.parametrize("store_kind", ["s3"], indirect=True)
+def test_a_push_while_the_bucket_does_not_answer_is_a_503_and_stores_nothing(api, settings, assert_nothing_stored):
+    from .support.fault_services import free_port
+
+    settings.TSREVIEW_S3_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    response = push(api)
+    assert response.status_code == 503 and response["Retry-After"] == "30"
+    assert response.json() == {"errors": {"service": ["The media store is unavailable; nothing was stored. Retry later."]}}
+    assert_nothing_stored()

@@ -4,10 +4,13 @@ whole or not at all, stream large files both ways (a local file, or a multipart 
 ranged reads) and list what they hold. Names are storage.new_name()'s: kind/xx/random hex.
 """
 
+import contextlib
 import io
 import os
 import re
 from pathlib import Path
+
+from ..errors import StoreUnavailable
 
 NAME = re.compile(r"^[a-z]+/[0-9a-f]{2}/[0-9a-f]{32}$")
 PART_BYTES = 8 * 1024 * 1024  # a multipart upload's part (S3 wants at least 5 MiB but the last)
@@ -86,6 +89,18 @@ class LocalWriter:
         self._tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def _answering():
+    """botocore's own errors (no connection, timeouts) become StoreUnavailable; the service's
+    answers (ClientError: 404, 403, ...) pass as they are."""
+    from botocore.exceptions import BotoCoreError
+
+    try:
+        yield
+    except BotoCoreError as exc:
+        raise StoreUnavailable("the media store did not answer") from exc
+
+
 class S3Objects:
     """A bucket through django-storages' S3 backend (its settings, credentials and per-thread
     boto3 connections); the object keys are the names, under an optional prefix."""
@@ -114,7 +129,8 @@ class S3Objects:
         return self.prefix + _checked(name)
 
     def write(self, name: str, sealed: bytes) -> None:
-        self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=sealed)
+        with _answering():
+            self.client.put_object(Bucket=self.bucket, Key=self.key(name), Body=sealed)
 
     def writer(self, name: str) -> "S3Writer":
         return S3Writer(self, self.key(name))
@@ -126,7 +142,8 @@ class S3Objects:
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key, **kwargs)
+            with _answering():
+                return self.client.get_object(Bucket=self.bucket, Key=key, **kwargs)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise FileNotFoundError("no such media file") from None
@@ -139,15 +156,19 @@ class S3Objects:
         return self._get(self.key(name), Range=f"bytes=0-{size - 1}")["Body"].read()
 
     def exists(self, name: str) -> bool:
-        return self.storage.exists(_checked(name))  # HeadObject on this thread's client; 404 is False
+        with _answering():
+            return self.storage.exists(_checked(name))  # HeadObject on this thread's client; 404 is False
 
     def delete(self, name: str) -> None:
         # On this thread's client (S3Storage.delete goes through a bucket resource shared by
         # threads); deleting a missing key is not an error in S3.
-        self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
+        with _answering():
+            self.client.delete_object(Bucket=self.bucket, Key=self.key(name))
 
     def names(self):
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=self.prefix)
+        with _answering():
+            pages = list(pages)
         for page in pages:
             for entry in page.get("Contents", []):
                 name = entry["Key"][len(self.prefix):]
@@ -156,7 +177,8 @@ class S3Objects:
 
     def reachable(self) -> None:
         """Raises unless the bucket answers (readiness)."""
-        self.client.head_bucket(Bucket=self.bucket)
+        with _answering():
+            self.client.head_bucket(Bucket=self.bucket)
 
 
 class S3Writer:
@@ -175,6 +197,10 @@ class S3Writer:
             del self._buffer[:PART_BYTES]
 
     def _part(self, body: bytes) -> None:
+        with _answering():
+            self._send_part(body)
+
+    def _send_part(self, body: bytes) -> None:
         client = self._objects.client
         if self._upload is None:
             self._upload = client.create_multipart_upload(Bucket=self._objects.bucket, Key=self._key)["UploadId"]
@@ -184,6 +210,10 @@ class S3Writer:
         self._parts.append({"PartNumber": number, "ETag": answer["ETag"]})
 
     def finish(self) -> None:
+        with _answering():
+            self._finish()
+
+    def _finish(self) -> None:
         client = self._objects.client
         if self._upload is None:
             client.put_object(Bucket=self._objects.bucket, Key=self._key, Body=bytes(self._buffer))
@@ -195,7 +225,8 @@ class S3Writer:
 
     def abort(self) -> None:
         if self._upload is not None:
-            self._objects.client.abort_multipart_upload(Bucket=self._objects.bucket, Key=self._key,
+            with contextlib.suppress(StoreUnavailable), _answering():  # the bucket's lifecycle rule cleans up
+                self._objects.client.abort_multipart_upload(Bucket=self._objects.bucket, Key=self._key,
                                                         UploadId=self._upload)
         self._buffer, self._upload = bytearray(), None
 
