@@ -132,3 +132,28 @@ def test_gunicorn_finishes_an_upload_in_flight_when_told_to_stop(scanner_token, 
         assert server.popen.returncode == 0
     finally:
         server.stop()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_told_to_stop_finishes_the_task_it_holds_first(api, media_root, broker, tmp_path):
+    """SIGTERM to a Celery worker is a warm shutdown: the preview task it is running completes
+    (the item is queued, the task acknowledged) before the worker exits."""
+    from reports.models import Item
+
+    from .support.fault_services import celery_worker
+
+    marker = tmp_path / "task-started"
+    worker = celery_worker(app_env(media_root, TSREVIEW_TEST_STALL_MARKER=marker, TSREVIEW_TEST_STALL_SECONDS=3),
+                           tmp_path / "worker.log", "--include", "tests.support.fault_hooks")
+    try:
+        from .factories import push
+
+        assert push(api).status_code == 201
+        assert wait_for(marker.exists, 90), worker.output()
+        os.kill(worker.pid, signal.SIGTERM)  # while the task is running (it stalls 3 s)
+        assert wait_for(lambda: not worker.alive(), 60), worker.output()
+        assert worker.popen.returncode == 0, worker.output()
+        assert Item.objects.get().state == Item.State.QUEUED  # finished before exiting
+        assert broker.hlen("unacked") == 0  # and acknowledged: nobody will run it again
+    finally:
+        worker.stop()
