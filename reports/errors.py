@@ -19,3 +19,11 @@ DATABASE_DOWN = (OperationalError, InterfaceError)
 UNAVAILABLE_TEXT = "The database is unavailable; nothing was stored. Retry later."
 # The body of that 503, for the API and for any /api/ path Django's handler answers.
 UNAVAILABLE = {"errors": {"service": [UNAVAILABLE_TEXT]}}
+
+
+class StoreUnavailable(OSError):
+    """The media store (an S3 bucket) did not answer: a clean 503 in the API; an OSError, so the
+    tasks that retry on OSError retry on it too."""
+
+
+STORE_UNAVAILABLE = {"errors": {"service": ["The media store is unavailable; nothing was stored. Retry later."]}}

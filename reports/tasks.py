@@ -30,6 +30,7 @@ def task_failed(sender=None, exception=None, **kwargs):
 @shared_task(acks_late=True, autoretry_for=(OSError,), retry_backoff=True, max_retries=5)
 def item_previews_task(item_id: int) -> None:
     previews.item_previews_make(item_id=item_id)
+    log.info("previews made for item %s", item_id)
 
 
 @shared_task

@@ -176,14 +176,66 @@ def fresh_cache():
     cache.clear()
 
 
+# The media test set runs on both stores: the local folder and an S3 bucket on a real
+# S3-protocol server (moto in server mode on loopback). Per module, the tests whose names hold
+# one of these words (those that store, read, serve, send or remove media; None: all of them),
+# and single tests marked both_stores (the video tests that stream through the store).
+BOTH_STORES = {
+    "test_intake_api": ["stored_encrypted", "previews_are_blurred", "replayed", "same_external_id", "same_bytes"],
+    "test_review": ["preview", "original", "media_of_an_item", "lead_may_see", "confirmation_is_recorded"],
+    "test_cybertip_submit": ["a_full_submission_finishes", "crash_after_submit"],
+    "test_retention": ["purges", "never_touches_held", "keeps_confirmed", "destroys_held", "not_destroyed",
+                       "destroyed_media"],
+    "test_hostile_media": ["refused_with_a_4xx", "accepted_and_previewed", "polyglot", "rejected_push_after"],
+    "test_key_rotation": None,
+    "test_media_stores": None,
+}
+
+
+def pytest_generate_tests(metafunc):
+    if "store_kind" not in metafunc.fixturenames or any(
+            "store_kind" in str(mark.args[0]) for mark in metafunc.definition.iter_markers("parametrize")):
+        return  # not a media test, or the test names its stores itself
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    words = BOTH_STORES.get(module, [])
+    if (words is None or any(word in metafunc.function.__name__ for word in words)
+            or metafunc.definition.get_closest_marker("both_stores")):
+        metafunc.parametrize("store_kind", ["local", "s3"], indirect=True)
+
+
+@pytest.fixture
+def store_kind(request):
+    return getattr(request, "param", "local")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    from .support.s3 import MotoS3
+
+    server = MotoS3()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    """Each test stores media in its own folder with a known key; tasks run in-process."""
+def media_root(settings, tmp_path, store_kind, request):
+    """Each test stores media in its own folder (or bucket) with a known key; tasks run
+    in-process. On S3 this is a path-like view of the test's own bucket."""
     settings.TSREVIEW_MEDIA_ROOT = tmp_path / "media"
     settings.TSREVIEW_MEDIA_KEY = TEST_MEDIA_KEY
+    settings.TSREVIEW_MEDIA_STORAGE = "local"
+    root = settings.TSREVIEW_MEDIA_ROOT
+    if store_kind == "s3":
+        from .support.s3 import S3Root
+
+        s3 = request.getfixturevalue("s3_server")
+        bucket = s3.new_bucket()
+        for name, value in s3.settings(bucket).items():
+            setattr(settings, name, value)
+        root = S3Root(s3.client, bucket)
     eager = celery_app.conf.task_always_eager
     celery_app.conf.task_always_eager = True
-    yield settings.TSREVIEW_MEDIA_ROOT
+    yield root
     celery_app.conf.task_always_eager = eager
 
 

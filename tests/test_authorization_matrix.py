@@ -47,6 +47,8 @@ def public(code=200):
 # name: (method, path, data, expected status per persona)
 MATRIX = {
     "home": ("get", "/", {}, page()),
+    "healthz": ("get", "/healthz", {}, public(200)),  # load balancers: say only "ok" (tests/test_health.py)
+    "readyz": ("get", "/readyz", {}, public(200)),
     "login": ("get", "/login/", {}, {**public(200), **dict.fromkeys(HUMANS, 302)}),
     "logout": ("post", "/logout/", {}, page(302)),
     "two-factor": ("get", "/account/2fa/", {}, page()),

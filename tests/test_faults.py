@@ -179,7 +179,7 @@ def fail(*args, **kwargs):
     raise OperationalError("server closed the connection unexpectedly")
 
 
-@pytest.mark.parametrize("step", ["_item_get_or_create", "_submission_insert", "audit_record"])
+@pytest.mark.parametrize("step", ["_item_get_or_create", "_submission_insert", "audit_record_many"])
 @pytest.mark.django_db
 def test_the_database_failing_after_the_file_was_written_removes_the_file_and_stores_nothing(
         api, monkeypatch, assert_nothing_stored, media_root, step):

@@ -37,6 +37,7 @@ def webm():
     return synthetic_video(2, seconds=4, codec="libvpx-vp9", container="webm", audio=True)
 
 
+@pytest.mark.both_stores
 @pytest.mark.parametrize("kind", ["mp4", "webm"])
 def test_a_video_is_taken_hashed_and_previewed_frame_first(api, request, kind):
     data = request.getfixturevalue(kind)
@@ -252,6 +253,7 @@ def test_a_4k_video_within_the_default_limits_is_previewed(api, video_4k):
     assert item.state == Item.State.QUEUED and item.previews["frame-00-still"]
 
 
+@pytest.mark.both_stores
 def test_a_video_upload_streams_into_the_store_in_sealed_chunks(api, monkeypatch, settings, media_root):
     """The file part is hashed and encrypted chunk by chunk as it arrives (chunks made small
     here so that a small video spans many): larger than the in-memory upload limit, it is
@@ -274,6 +276,7 @@ def test_a_video_upload_streams_into_the_store_in_sealed_chunks(api, monkeypatch
     assert not [p for p in media_root.rglob("*.tmp")]
 
 
+@pytest.mark.both_stores
 def test_a_refused_streamed_video_leaves_nothing_behind(api, monkeypatch, settings, assert_nothing_stored):
     from reports.intake import storage
 

@@ -3,6 +3,8 @@ import os
 from celery import Celery
 from celery.signals import worker_process_init
 
+from tsreview.observability import connect_celery
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tsreview.settings")
 
 app = Celery("tsreview")
@@ -17,3 +19,5 @@ def _decoding_forkserver_start(**_):
     from reports.intake import decode
 
     decode.warm()
+
+connect_celery(app)  # a request's id carried into the tasks it queues

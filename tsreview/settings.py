@@ -89,6 +89,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "tsreview.observability.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "tsreview.middleware.SecurityHeadersMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -188,13 +189,24 @@ SECURE_REFERRER_POLICY = "no-referrer"
 X_FRAME_OPTIONS = "DENY"
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # a load balancer asks over plain HTTP
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 # --- Media: encrypted at rest, outside any served folder --------------------------------------
+# Where the ciphertext lives: "local" (a folder, the embedded default) or "s3" (an S3-compatible
+# bucket through django-storages; encryption happens before upload, docs/deploy.md).
+TSREVIEW_MEDIA_STORAGE = env("TSREVIEW_MEDIA_STORAGE", "local")
 TSREVIEW_MEDIA_ROOT = Path(env("TSREVIEW_MEDIA_ROOT", str(VAR_DIR / "media")))
+TSREVIEW_S3_BUCKET = env("TSREVIEW_S3_BUCKET", "")
+TSREVIEW_S3_ENDPOINT_URL = env("TSREVIEW_S3_ENDPOINT_URL", "")  # empty: AWS itself
+TSREVIEW_S3_REGION = env("TSREVIEW_S3_REGION", "")
+TSREVIEW_S3_ACCESS_KEY_ID = env("TSREVIEW_S3_ACCESS_KEY_ID", "")  # empty: boto3's own chain (instance role, ...)
+TSREVIEW_S3_SECRET_ACCESS_KEY = env("TSREVIEW_S3_SECRET_ACCESS_KEY", "")
+TSREVIEW_S3_PREFIX = env("TSREVIEW_S3_PREFIX", "")  # a folder in the bucket, if it is shared
+TSREVIEW_S3_ADDRESSING_STYLE = env("TSREVIEW_S3_ADDRESSING_STYLE", "")  # "path" for most self-hosted servers
 # 32 bytes, urlsafe base64. The embedded default makes var/media.key on first use.
 TSREVIEW_MEDIA_KEY = env("TSREVIEW_MEDIA_KEY", "")
 TSREVIEW_MEDIA_KEY_FILE_DEFAULT = None if PRODUCTION else VAR_DIR / "media.key"
@@ -427,10 +439,17 @@ SPECTACULAR_SETTINGS = {
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env("CACHE_URL")}
           if env("CACHE_URL") else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
-    "loggers": {"django.request": {"level": "ERROR"}, "celery": {"level": "WARNING"}},
-}
+# LOG_FORMAT=json: one JSON object a line (for a log shipper); every line carries the request
+# id (the proxy's X-Request-ID, or a new one), also in the tasks a request queued.
+from tsreview.observability import logging_config  # noqa: E402 - settings helpers, no Django
+
+LOGGING = logging_config(fmt=env("LOG_FORMAT", "text"), level=env("LOG_LEVEL", "INFO"))
+
+# Optional Sentry-compatible error reporting (off unless SENTRY_DSN is set). What is sent is
+# scrubbed first: no request body (media, metadata), query string, cookies, authorization,
+# user, local variables or database values (tsreview/observability.py, docs/deploy.md).
+SENTRY_DSN = env("SENTRY_DSN", "")
+if SENTRY_DSN:
+    from tsreview.observability import sentry_init  # noqa: E402
+
+    sentry_init(SENTRY_DSN, environment=env("SENTRY_ENVIRONMENT", ""), release=env("SENTRY_RELEASE", ""))

@@ -5,7 +5,7 @@ from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
-from ..errors import DATABASE_DOWN, UNAVAILABLE, Refused
+from ..errors import DATABASE_DOWN, STORE_UNAVAILABLE, UNAVAILABLE, Refused, StoreUnavailable
 from ..intake.provenance import flatten_errors
 
 
@@ -37,6 +37,8 @@ FIELDS = {
 def exception_handler(exc, context):
     if isinstance(exc, DATABASE_DOWN):
         return Response(UNAVAILABLE, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "30"})
+    if isinstance(exc, StoreUnavailable):
+        return Response(STORE_UNAVAILABLE, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "30"})
     if isinstance(exc, Refused):  # a stage refused: each named field and why
         errors = {field: message if isinstance(message, list) else [message] for field, message in exc.errors.items()}
         return Response({"errors": errors}, status=status.HTTP_400_BAD_REQUEST)

@@ -30,9 +30,22 @@ ERROR_RESPONSES = {
 }
 
 
+def _report_id(submission: Submission) -> int | None:
+    """The NCMEC id of a finished report with this sighting or its item. Only a decided item
+    can have been reported (drafts take confirmed decisions; an overturn leaves it decided), so
+    pushes of undecided items skip the look-up; looked up once per answer."""
+    if submission.item.state != Item.State.DECIDED:
+        return None
+    if not hasattr(submission, "_report_id"):
+        submission._report_id = submission_report_id(submission)
+    return submission._report_id
+
+
 def first_own_sighting_at(submission: Submission):
     """When this scanner first pushed these bytes, and whether another scanner had pushed them
     before (then what happened to the item before that moment is not this scanner's to learn)."""
+    if not submission.duplicate:  # this push made the item: the first sighting of all
+        return submission.created_at, False
     sightings = Submission.objects.filter(item_id=submission.item_id)
     first_own = sightings.filter(scanner_id=submission.scanner_id).order_by("created_at").values_list(
         "created_at", flat=True).first() or submission.created_at
@@ -56,7 +69,7 @@ def submission_status(submission: Submission, *, just_pushed: bool = False) -> s
     if item.state in (Item.State.QUEUED, Item.State.CLUSTERED):  # waiting alone, or with its near-duplicates
         return "queued"
     if item.state == Item.State.DECIDED and item.verdict == Item.Verdict.CONFIRMED:
-        return "reported" if submission_report_id(submission) else "confirmed"
+        return "reported" if _report_id(submission) else "confirmed"
     if item.state == Item.State.DECIDED:
         return "not_confirmed"
     return "in_review"
@@ -100,7 +113,7 @@ class SubmissionOutput(serializers.Serializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True, help_text="NCMEC report id once filed."))
     def get_report(self, submission):
-        report_id = submission_report_id(submission)
+        report_id = _report_id(submission)
         return str(report_id) if report_id else None
 
     @extend_schema_field(serializers.ListField(child=serializers.CharField()))

@@ -70,8 +70,8 @@ class SubmissionCreateApi(APIView):
         finally:
             for upload in receiver.uploads:
                 upload.discard()
-        submission = submission_for_scanner(request.user, result.submission.pk)
-        return Response(SubmissionOutput(submission, context={"just_pushed": result.created}).data,
+        # The scanner's own submission, just made or replayed (intake found it by scanner).
+        return Response(SubmissionOutput(result.submission, context={"just_pushed": result.created}).data,
                         status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
     @staticmethod

@@ -7,6 +7,10 @@ last in its associated data, so chunks cannot be reordered, dropped or the file 
 are never whole in memory and never on disk in plaintext. New files use the current key (TSREVIEW_MEDIA_KEY, or
 _FILE; the embedded default makes var/media.key on first use); files under an older key in
 TSREVIEW_MEDIA_OLD_KEYS still read, until `manage.py rotate_media_key` re-encrypts them.
+
+Where the ciphertext lives is the store's files (files.py): a local folder (the embedded
+default) or an S3-compatible bucket (TSREVIEW_MEDIA_STORAGE=s3). Encryption happens here, before
+any byte leaves the process, so the bucket holds only ciphertext under random names.
 """
 
 import base64
@@ -23,6 +27,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+
+from .files import LocalFiles, S3Objects
 
 MAGIC = b"TSR1"
 KEY_ID_BYTES = 8
@@ -45,10 +51,7 @@ class ChunkedWriter:
 
     def __init__(self, store: "MediaStore", name: str):
         self.name, self._store = name, store
-        self.path = store._path(name)
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._tmp = self.path.with_name(self.path.name + ".tmp")
-        self._fh = open(self._tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600))  # noqa: SIM115 - closed by finish/abort
+        self._fh = store.files.writer(name)
         self._prefix = secrets.token_bytes(PREFIX_BYTES)
         self._aead = store._keys[store.key_id]
         self._pending, self._number, self._chunk_size = bytearray(), 0, CHUNK
@@ -68,23 +71,22 @@ class ChunkedWriter:
     def finish(self) -> str:
         self._seal(bytes(self._pending), last=True)
         self._pending = bytearray()
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        os.replace(self._tmp, self.path)
+        self._fh.finish()  # visible under its name only now (a rename, or an S3 upload completed)
         return self.name
 
     def abort(self) -> None:
-        self._fh.close()
-        self._tmp.unlink(missing_ok=True)
+        self._fh.abort()
 
 
 class ChunkedReader(io.RawIOBase):
     """A read-only, seekable file over a stored file (either layout), decrypting one chunk at a
     time: PyAV reads videos through it without the whole file in memory."""
 
-    def __init__(self, store: "MediaStore", name: str):
-        self.name, self._fh = name, open(store._path(name), "rb")  # noqa: SIM115 - closed by close()
+    def __init__(self, store: "MediaStore", name: str, sealed: io.BytesIO | None = None):
+        # The stored file read where it is (a local file, or ranged reads of an object), or
+        # ciphertext already in memory.
+        self.name = name
+        self._fh = sealed if sealed is not None else store.files.open(name)
         header = self._fh.read(HEADER2)
         if not header.startswith(MAGIC2):
             raise ValueError("not a chunked tsreview media file")
@@ -93,7 +95,7 @@ class ChunkedReader(io.RawIOBase):
             raise ValueError("encrypted under a key that is not configured")
         self._prefix = header[len(MAGIC2) + KEY_ID_BYTES: len(MAGIC2) + KEY_ID_BYTES + PREFIX_BYTES]
         self._chunk_size = int.from_bytes(header[-4:], "big")
-        sealed = os.fstat(self._fh.fileno()).st_size - HEADER2
+        sealed = self._fh.seek(0, io.SEEK_END) - HEADER2
         self._chunks = max(1, -(-sealed // (self._chunk_size + TAG)))
         self.size = sealed - self._chunks * TAG
         self._pos, self._cached = 0, (-1, b"")
@@ -148,53 +150,35 @@ def key_id(key: bytes) -> bytes:
 
 
 class MediaStore:
-    def __init__(self, root: Path, key: bytes, old_keys: tuple[bytes, ...] = ()):
-        self.root = Path(root)
+    def __init__(self, files: "LocalFiles | S3Objects | Path", key: bytes, old_keys: tuple[bytes, ...] = ()):
+        self.files = LocalFiles(files) if isinstance(files, (str, Path)) else files
         self.key_id = key_id(key)
         self._keys = {key_id(k): AESGCM(k) for k in (*old_keys, key)}
 
-    def _path(self, name: str) -> Path:
-        path = (self.root / name).resolve()
-        if self.root.resolve() not in path.parents:
-            raise ValueError("media name escapes the store")
-        return path
-
     def put(self, data: bytes, *, kind: str) -> str:
         """Encrypt and write; returns the new file's name. Written whole or not at all."""
-        name = f"{kind}/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}"
-        path = self._path(name)
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._write(path, self._seal(name, data))
+        name = new_name(kind)
+        self.files.write(name, self._seal(name, data))
         return name
 
     def _seal(self, name: str, data: bytes) -> bytes:
         nonce = secrets.token_bytes(NONCE_BYTES)
         return MAGIC + self.key_id + nonce + self._keys[self.key_id].encrypt(nonce, data, name.encode())
 
-    @staticmethod
-    def _write(path: Path, sealed: bytes) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "wb", opener=lambda p, f: os.open(p, f, 0o600)) as fh:
-            fh.write(sealed)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # readers see the old file or the new one, never half of one
-
     def writer(self, *, kind: str) -> ChunkedWriter:
         """A new file written as a stream (see ChunkedWriter)."""
-        return ChunkedWriter(self, f"{kind}/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}")
+        return ChunkedWriter(self, new_name(kind))
 
     def open(self, name: str) -> io.RawIOBase:
         """A stored file as a seekable read-only file, decrypted chunk by chunk (a file of the
         whole-file layout is decrypted into memory: those are small)."""
-        with open(self._path(name), "rb") as fh:
-            chunked = fh.read(len(MAGIC2)) == MAGIC2
+        chunked = self.files.head(name, len(MAGIC2)) == MAGIC2
         return ChunkedReader(self, name) if chunked else io.BytesIO(self.get(name))
 
     def get(self, name: str) -> bytes:
-        sealed = self._path(name).read_bytes()
+        sealed = self.files.read(name)
         if sealed.startswith(MAGIC2):
-            with ChunkedReader(self, name) as reader:
+            with ChunkedReader(self, name, io.BytesIO(sealed)) as reader:
                 return reader.read()
         if not sealed.startswith(MAGIC):
             raise ValueError("not a tsreview media file")
@@ -205,29 +189,42 @@ class MediaStore:
         return aead.decrypt(nonce, sealed[HEADER:], name.encode())
 
     def names(self):
-        """Every stored file's name (for key rotation)."""
-        for path in sorted(self.root.rglob("*")):
-            if path.is_file() and not path.name.endswith(".tmp"):
-                yield path.relative_to(self.root).as_posix()
+        """Every stored file's name (for key rotation and moving between stores)."""
+        return self.files.names()
 
     def is_current(self, name: str) -> bool:
         """Encrypted under the current key (or gone)."""
         try:
-            with open(self._path(name), "rb") as fh:
-                header = fh.read(len(MAGIC) + KEY_ID_BYTES)
+            header = self.files.head(name, len(MAGIC) + KEY_ID_BYTES)
         except FileNotFoundError:
             return True
         return header[len(MAGIC):] == self.key_id
 
     @contextlib.contextmanager
     def _name_lock(self, name: str):
-        """Exclusive with every other holder for files of this name's folder (an flock on the
-        folder): a re-encryption's "still there? then replace" and a deletion cannot interleave,
-        so a file purged while it was being re-encrypted is not brought back."""
-        folder = self._path(name).parent
+        """Exclusive with every other holder of this name's lock: a re-encryption's "still
+        there? then replace" and a deletion cannot interleave, so a file purged while it was
+        being re-encrypted is not brought back. On PostgreSQL an advisory lock on the name (it
+        holds across processes and machines, whichever store); in the embedded mode (SQLite,
+        one machine, a folder) an flock on the file's folder."""
+        from django.db import connection
+
+        if connection.vendor == "postgresql":
+            key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+            try:
+                yield
+            finally:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            return
+        folder = getattr(self.files, "root", None)
         try:
-            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(self.files._path(name).parent, os.O_RDONLY | os.O_DIRECTORY) if folder else None
         except FileNotFoundError:
+            fd = None
+        if fd is None:
             yield
             return
         try:
@@ -238,13 +235,11 @@ class MediaStore:
 
     def rekey(self, name: str) -> bool:
         """Re-encrypt one file under the current key. False if it already was (or is gone, or
-        was deleted while this ran: checked and replaced under the folder's lock)."""
-        path = self._path(name)
+        was deleted while this ran: checked and replaced under the name's lock)."""
         if self.is_current(name):
             return False
         try:
-            with open(path, "rb") as fh:
-                chunked = fh.read(len(MAGIC2)) == MAGIC2
+            chunked = self.files.head(name, len(MAGIC2)) == MAGIC2
         except FileNotFoundError:
             return False
         if chunked:  # re-sealed chunk by chunk into the same name
@@ -253,25 +248,31 @@ class MediaStore:
                 while piece := reader.read(CHUNK):
                     writer.write(piece)
             with self._name_lock(name):
-                if not path.exists():  # purged meanwhile: do not bring it back
+                if not self.files.exists(name):  # purged meanwhile: do not bring it back
                     writer.abort()
                     return False
                 writer.finish()
             return True
         sealed = self._seal(name, self.get(name))
         with self._name_lock(name):
-            if not path.exists():  # purged meanwhile: do not bring it back
+            if not self.files.exists(name):  # purged meanwhile: do not bring it back
                 return False
-            self._write(path, sealed)
+            self.files.write(name, sealed)
         return True
 
     def delete(self, name: str) -> None:
         if name:
             with self._name_lock(name):
-                self._path(name).unlink(missing_ok=True)
+                self.files.delete(name)
 
     def exists(self, name: str) -> bool:
-        return bool(name) and self._path(name).exists()
+        return bool(name) and self.files.exists(name)
+
+
+def new_name(kind: str) -> str:
+    """A new file's name: its kind (originals or previews) and random hex, nothing else (no
+    hash, no file name: the names are the object keys of a bucket)."""
+    return f"{kind}/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}"
 
 
 def _decode_key(encoded: str) -> bytes:
@@ -298,10 +299,33 @@ def _load_key() -> bytes:
 
 
 @functools.cache
-def _store(root: str, key_setting: str, old_keys: str) -> MediaStore:
+def _store(files_config: tuple, key_setting: str, old_keys: str) -> MediaStore:
     old = tuple(_decode_key(k) for k in old_keys.split(",") if k.strip())
-    return MediaStore(Path(root), _load_key(), old)
+    return MediaStore(_files(files_config), _load_key(), old)
 
 
-def media_store() -> MediaStore:
-    return _store(str(settings.TSREVIEW_MEDIA_ROOT), settings.TSREVIEW_MEDIA_KEY, settings.TSREVIEW_MEDIA_OLD_KEYS)
+def _files(config: tuple) -> "LocalFiles | S3Objects":
+    kind, *options = config
+    if kind == "s3":
+        return S3Objects(**dict(options))
+    return LocalFiles(Path(options[0]))
+
+
+def files_config(kind: str | None = None) -> tuple:
+    """The settings of one kind of store ("local" or "s3"; by default the configured one)."""
+    kind = kind or settings.TSREVIEW_MEDIA_STORAGE
+    if kind == "local":
+        return ("local", str(settings.TSREVIEW_MEDIA_ROOT))
+    if kind == "s3":
+        if not settings.TSREVIEW_S3_BUCKET:
+            raise ImproperlyConfigured("TSREVIEW_MEDIA_STORAGE=s3 needs TSREVIEW_S3_BUCKET")
+        return ("s3", ("bucket", settings.TSREVIEW_S3_BUCKET), ("endpoint_url", settings.TSREVIEW_S3_ENDPOINT_URL),
+                ("region", settings.TSREVIEW_S3_REGION), ("access_key", settings.TSREVIEW_S3_ACCESS_KEY_ID),
+                ("secret_key", settings.TSREVIEW_S3_SECRET_ACCESS_KEY), ("prefix", settings.TSREVIEW_S3_PREFIX),
+                ("addressing_style", settings.TSREVIEW_S3_ADDRESSING_STYLE))
+    raise ImproperlyConfigured(f"TSREVIEW_MEDIA_STORAGE must be local or s3, not {kind!r}")
+
+
+def media_store(kind: str | None = None) -> MediaStore:
+    """The configured store (or the store of one kind, for moving media between them)."""
+    return _store(files_config(kind), settings.TSREVIEW_MEDIA_KEY, settings.TSREVIEW_MEDIA_OLD_KEYS)

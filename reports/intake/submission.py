@@ -4,8 +4,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models.constants import OnConflict
 
-from ..audit import audit_record
+from ..audit import audit_record, audit_record_many
 from ..errors import Refused
 from ..jobs import enqueue
 from ..models import Item, Match, Scanner, Submission
@@ -113,11 +114,11 @@ def submission_create(*, scanner: Scanner, metadata: dict, data: bytes | None, f
             if restored:
                 _item_restore(scanner, item, blob)
             submission = _submission_insert(scanner, metadata, item, duplicate=not item_created)
-            if item_created:
-                audit_record(actor=scanner, action="item.created", subject=item, item_id=item.pk,
-                             data={"mime_type": item.mime_type, "size_bytes": item.size_bytes})
-            audit_record(actor=scanner, action="submission.created", subject=submission, item_id=item.pk,
-                         data={"external_id": submission.external_id, "duplicate": submission.duplicate})
+            events = [{"action": "item.created", "subject": item, "item_id": item.pk,
+                       "data": {"mime_type": item.mime_type, "size_bytes": item.size_bytes}}] if item_created else []
+            events.append({"action": "submission.created", "subject": submission, "item_id": item.pk,
+                           "data": {"external_id": submission.external_id, "duplicate": submission.duplicate}})
+            audit_record_many(actor=scanner, events=events)  # one lock of the chain's head for both
             if item_created or restored:
                 transaction.on_commit(lambda: enqueue("item_previews_task", item.pk))
     except IntegrityError:
@@ -150,21 +151,25 @@ def _item_get_or_create(facts: ImageFacts, blob: str) -> tuple[Item, bool]:
         "mime_type": facts.mime_type, "size_bytes": facts.size_bytes, "width": facts.width, "height": facts.height,
         "frames": facts.frames, "duration_seconds": facts.duration, "original_blob": blob,
     }
+    # New bytes are inserted in one statement that does nothing if the bytes are known
+    # (INSERT ... ON CONFLICT (sha256) DO NOTHING RETURNING id): one round trip, no savepoint.
     # A known item is locked here, before audit_record takes the audit head, in the order every
     # other writer of an item uses (previews, claims, decisions: item, then head). Unlocked, the
     # submission's foreign-key check, deferred to COMMIT, would wait for the item while this
     # transaction holds the head: a deadlock with e.g. the item's previews task.
-    locked = Item.objects.select_for_update(no_key=True)
-    existing = locked.filter(sha256=facts.sha256).first()
-    if existing:
-        return existing, False
-    if not blob:
+    if blob:
+        item = Item(sha256=facts.sha256, **defaults)
+        fields = [f for f in Item._meta.concrete_fields if not f.primary_key]
+        rows = Item.objects._insert([item], fields=fields, returning_fields=[Item._meta.pk],
+                                    on_conflict=OnConflict.IGNORE)
+        if rows and rows[0]:
+            item.pk = rows[0][0]
+            item._state.adding, item._state.db = False, Item.objects.db
+            return item, True
+    existing = Item.objects.select_for_update(no_key=True).filter(sha256=facts.sha256).first()
+    if existing is None:
         raise IntegrityError("item vanished between the check and the insert")
-    try:
-        with transaction.atomic():
-            return Item.objects.create(sha256=facts.sha256, **defaults), True
-    except IntegrityError:
-        return locked.get(sha256=facts.sha256), False
+    return existing, False
 
 
 def _submission_insert(scanner, metadata, item, *, duplicate) -> Submission:
@@ -178,7 +183,7 @@ def _submission_insert(scanner, metadata, item, *, duplicate) -> Submission:
         source_type=provenance["source_type"],
         provenance=provenance,
     )
-    Match.objects.bulk_create(
+    matches = Match.objects.bulk_create(
         Match(
             submission=submission,
             hash_type=m["hash_type"],
@@ -191,6 +196,8 @@ def _submission_insert(scanner, metadata, item, *, duplicate) -> Submission:
         )
         for m in metadata["matches"]
     )
+    # The answer shows the submission with its matches: they are these (saves reading them back).
+    submission._prefetched_objects_cache = {"matches": matches}
     return submission
 
 

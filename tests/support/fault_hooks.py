@@ -14,4 +14,4 @@ def stall_in_the_preview_task(sender=None, task_id=None, **kwargs):
     marker = os.environ.get("TSREVIEW_TEST_STALL_MARKER")
     if marker and sender is not None and sender.name == "reports.tasks.item_previews_task":
         Path(marker).write_text(task_id or "")
-        time.sleep(600)
+        time.sleep(float(os.environ.get("TSREVIEW_TEST_STALL_SECONDS", "600")))

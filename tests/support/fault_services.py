@@ -54,11 +54,11 @@ def app_env(media_root, **overrides) -> dict:
 class Process:
     """A child in its own process group, logging to a file; stop() ends the group."""
 
-    def __init__(self, args, *, env, log: Path):
+    def __init__(self, args, *, env, log: Path, cwd: Path | None = None):
         self.log = log
         with open(log, "ab") as out:
             self.popen = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                          start_new_session=True)
+                                          start_new_session=True, cwd=cwd)
 
     @property
     def pid(self) -> int:
@@ -93,17 +93,17 @@ def redis_server(port: int, folder: Path) -> Process:
     return server
 
 
-def gunicorn(port: int, env: dict, log: Path) -> Process:
+def gunicorn(port: int, env: dict, log: Path, cwd: Path | None = None) -> Process:
     server = Process([sys.executable, "-m", "gunicorn", "tsreview.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
-                      "--timeout", "120"], env=env, log=log)
+                      "--timeout", "120"], env=env, log=log, cwd=cwd)
     assert wait_for(lambda: listening(port) or not server.alive(), 60) and server.alive(), server.output()
     return server
 
 
-def celery_worker(env: dict, log: Path, *extra) -> Process:
+def celery_worker(env: dict, log: Path, *extra, cwd: Path | None = None) -> Process:
     return Process([sys.executable, "-m", "celery", "-A", "tsreview", "worker", "--pool=solo", "--concurrency=1",
                     "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel=WARNING", *extra],
-                   env=env, log=log)
+                   env=env, log=log, cwd=cwd)
 
 
 class TcpProxy:

@@ -1,0 +1,54 @@
+"""/healthz and /readyz: unauthenticated, cheap, and saying nothing but which part is down."""
+
+import json
+
+import pytest
+from django.db.migrations.recorder import MigrationRecorder
+
+from tsreview import health
+
+pytestmark = pytest.mark.django_db
+
+
+def test_healthz_answers_anyone_without_touching_the_database(client, django_assert_num_queries):
+    with django_assert_num_queries(0):
+        response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert "no-cache" in response["Cache-Control"]
+
+
+@pytest.mark.parametrize("store_kind", ["local", "s3"], indirect=True)
+def test_readyz_is_ok_when_database_broker_and_media_answer(client, store_kind):
+    response = client.get("/readyz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+
+
+@pytest.mark.parametrize("store_kind", ["s3"], indirect=True)
+def test_readyz_names_the_missing_bucket_as_media_and_nothing_more(client, settings):
+    settings.TSREVIEW_S3_BUCKET = "tsr-no-such-bucket-here"
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json() == {"status": "unavailable", "failing": ["media"]}
+    assert b"no-such-bucket" not in response.content
+
+
+def test_readyz_names_an_unreachable_broker(client, settings):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["failing"] == ["broker"]
+    assert b"127.0.0.1" not in response.content and b"6379" not in response.content
+
+
+def test_readyz_refuses_while_a_migration_is_not_applied(client, monkeypatch):
+    monkeypatch.setattr(health, "_migrated", False)
+    last = MigrationRecorder.Migration.objects.filter(app="reports").order_by("-name").first()
+    last.delete()  # as if the release with it were deployed before `migrate` ran (rolled back after the test)
+    response = client.get("/readyz")
+    assert response.status_code == 503 and response.json()["failing"] == ["database"]
+    assert last.name.encode() not in response.content
+
+
+def test_health_endpoints_take_no_writes_and_set_no_cookies(client):
+    for url in ("/healthz", "/readyz"):
+        assert client.post(url).status_code == 405
+        response = client.get(url)
+        assert not response.cookies and json.loads(response.content)["status"] == "ok"

@@ -1,0 +1,46 @@
+"""Ingest is lean on the database: a push of new bytes takes at most 8 statements, a replay at
+most 5 (counted with Django's CaptureQueriesContext around the API request). The transaction's
+BEGIN and COMMIT are counted apart: a new push has one transaction (2 more round trips), a
+replay none."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from devtools.synthetic import synthetic_image
+from reports.models import AuditEvent, Item, Submission
+
+from .factories import make_metadata, push
+
+# Transactional, so that intake's transaction is a real one (as in production), not a savepoint
+# inside the test's; COMMIT itself is not a captured query.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def counted(api, data, external_id):
+    with CaptureQueriesContext(connection) as queries:
+        response = push(api, data, make_metadata(external_id))
+    sql = [q["sql"] for q in queries.captured_queries]
+    transactions = [q for q in sql if q in ("BEGIN", "COMMIT")]
+    return response, [q for q in sql if q not in ("BEGIN", "COMMIT")], transactions
+
+
+def test_a_new_push_takes_at_most_eight_statements(api, broker):
+    push(api, synthetic_image(1), make_metadata("warm-up"))  # the scanner's first push (audit head made)
+    response, queries, transactions = counted(api, synthetic_image(2), "new/1")
+    assert response.status_code == 201 and response.json()["status"] == "received"
+    assert len(queries) <= 8, "\n".join(queries)
+    assert transactions == ["BEGIN", "COMMIT"]
+    assert broker.llen("celery") == 2  # the previews task of each push is queued, after the commit
+    assert Item.objects.count() == 2 and Submission.objects.count() == 2
+    assert AuditEvent.objects.filter(action="item.created").count() == 2
+
+
+def test_a_replay_takes_at_most_five_statements(api):
+    data = synthetic_image(3)
+    first = push(api, data, make_metadata("replayed/1"))
+    response, queries, transactions = counted(api, data, "replayed/1")
+    assert response.status_code == 200 and response.json() == first.json() | {"status": "queued"}
+    assert len(queries) <= 5, "\n".join(queries)
+    assert transactions == []
+    assert Submission.objects.count() == 1
