@@ -3,6 +3,8 @@ for each registered model, each of add, change, delete, "delete selected" (and a
 action the admin offers), and the admin's password form. A model registered without a case
 here fails the suite."""
 
+import json
+
 import pytest
 from django import forms
 from django.contrib import admin
@@ -13,7 +15,7 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from reports.audit import audit_record
-from reports.models import AuditEvent, Scanner, WellnessPolicy
+from reports.models import AuditEvent, PriorityPolicy, ReviewQueue, Scanner, WellnessPolicy
 
 from .factories import make_scanner
 
@@ -31,6 +33,10 @@ CASES = {
                 "add": None, "change": ("is_active", False)},
     "wellnesspolicy": {"make": lambda n: WellnessPolicy.objects.create(), "add": {}, "change": ("daily_cap_items", 123)},
     "auditevent": {"make": None, "add": None, "change": None},
+    "prioritypolicy": {"make": lambda n: PriorityPolicy.objects.create(), "add": {},
+                       "change": ("seconds_per_point", 90)},
+    "reviewqueue": {"make": lambda n: ReviewQueue.objects.create(name=f"queue-{n}", position=n),
+                    "add": {"name": "live uploads", "position": 1, "media": "any"}, "change": ("name", "renamed")},
     "user": {"make": make_user,
              "add": {"username": "newcomer", "password1": PASSWORD, "password2": PASSWORD, "usable_password": "true"},
              "change": ("first_name", "Changed")},
@@ -79,6 +85,8 @@ def form_data(form, **changes) -> dict:
             data[name] = [getattr(v, "pk", v) for v in value or []]
         elif value is None:
             data[name] = ""
+        elif isinstance(field, forms.JSONField):
+            data[name] = value if isinstance(value, str) else json.dumps(value)
         else:
             data[name] = getattr(value, "pk", value)
     for name, value in changes.items():
