@@ -2,13 +2,15 @@
 one, point a second process at it and at the same media store (an S3 bucket here), and check
 that the audit chain verifies and that media decrypts and matches its SHA-256."""
 
+import os
 import subprocess
 import sys
 import uuid
+from urllib.parse import quote
 
 import pytest
 from django.conf import settings
-from django.db import connection
+from django.db import connection, connections
 
 from reports.models import AuditEvent, Item
 
@@ -19,9 +21,11 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def pg(*args, check=True) -> subprocess.CompletedProcess:
-    db = connection.settings_dict
+    """A PostgreSQL client tool as the owner (the runtime role may not create databases)."""
+    db = connections["owner"].settings_dict
     return subprocess.run([*args, "-h", db["HOST"] or "127.0.0.1", "-p", str(db["PORT"] or 5432), "-U", db["USER"]],
-                          capture_output=True, text=True, timeout=120, check=check)
+                          capture_output=True, text=True, timeout=120, check=check,
+                          env={**os.environ, **({"PGPASSWORD": db["PASSWORD"]} if db["PASSWORD"] else {})})
 
 
 @pytest.fixture
@@ -41,7 +45,8 @@ def test_a_restored_database_with_the_same_media_store_verifies(media_root, revi
     pg("pg_dump", "--format=custom", "--no-owner", f"--file={dump}", db["NAME"])
     pg("pg_restore", "--no-owner", f"--dbname={restored_db}", str(dump))
 
-    url = f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{restored_db}"
+    login = quote(db["USER"]) + (f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else "")  # the runtime role
+    url = f"postgres://{login}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{restored_db}"
     env = app_env(tmp_path / "unused-media", DATABASE_URL=url,
                   **{k: getattr(settings, k) for k in ("TSREVIEW_MEDIA_STORAGE", "TSREVIEW_S3_BUCKET", "TSREVIEW_S3_ENDPOINT_URL",
                                                          "TSREVIEW_S3_REGION", "TSREVIEW_S3_ACCESS_KEY_ID",

@@ -144,7 +144,7 @@ def test_after_an_escalation_a_lead_goes_back_to_the_escalations_not_the_queue(c
 
 def test_a_reviewer_still_gets_the_next_item_after_deciding(client, reviewer, settings):
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
-    first, second = make_item(1, priority=10), make_item(2)
+    first, second = make_item(1, priority=10), make_item(2, priority=1)
     client.force_login(reviewer)
     assert client.post("/claim/").url == f"/review/{first.pk}/"
     look_via(client, first.pk)

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.django_db
 def test_every_response_has_a_request_id_and_a_trusted_proxy_may_set_it(client, settings):
     first, second = client.get("/healthz"), client.get("/healthz")
     assert len(first["X-Request-ID"]) == 32 and first["X-Request-ID"] != second["X-Request-ID"]
+    assert client.get("/healthz", HTTP_X_REQUEST_ID="lb-7f3a").get("X-Request-ID") != "lb-7f3a"  # no proxy is trusted by default
+    settings.TSREVIEW_TRUSTED_PROXIES = ["127.0.0.1"]  # the test client's address, listed as the proxy
     assert client.get("/healthz", HTTP_X_REQUEST_ID="lb-7f3a").get("X-Request-ID") == "lb-7f3a"
     assert client.get("/healthz", HTTP_X_REQUEST_ID="bad id\n").get("X-Request-ID") != "bad id\n"
     settings.TSREVIEW_TRUSTED_PROXIES = []  # the test client's 127.0.0.1 is no longer a proxy

@@ -4,7 +4,6 @@ lock, a purge during a key rotation's re-encryption, and a send step that outlas
 
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.db import connections
@@ -76,17 +75,17 @@ def test_a_key_rotation_does_not_bring_back_a_file_purged_while_it_was_re_encryp
     settings.TSREVIEW_MEDIA_KEY, settings.TSREVIEW_MEDIA_OLD_KEYS = NEW_KEY, TEST_MEDIA_KEY
     store = media_store()
     original = media_root / item.original_blob
-    real_write = store._write
+    real_write = store.files.write
     purged: list[int] = []
     threads = []
 
-    def purge_while_rewriting(path: Path, sealed: bytes):  # re-encrypted, about to be written back
-        if path == original and not threads:
+    def purge_while_rewriting(name: str, sealed: bytes):  # re-encrypted, about to be written back
+        if name == item.original_blob and not threads:
             threads.append(in_another_connection(retention_purge, purged))
             threads[0].join(timeout=2)  # the purge deletes now, or waits for the rewrite to finish
-        real_write(path, sealed)
+        real_write(name, sealed)
 
-    monkeypatch.setattr(store, "_write", purge_while_rewriting)
+    monkeypatch.setattr(store.files, "write", purge_while_rewriting)
     store.rekey(item.original_blob)
     threads[0].join()
 
