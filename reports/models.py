@@ -22,6 +22,12 @@ class Scanner(models.Model):
     token_prefix = models.CharField(max_length=12, help_text="The token's first characters, to tell tokens apart.")
     is_active = models.BooleanField(default=True)
     callback_url = models.URLField(blank=True)
+    # Standard Webhooks signing secret ("whsec_" + base64 key), shown once by `scanner_webhook`.
+    # Kept readable because signing needs it; never logged. After a rotation the previous
+    # secret also signs until webhook_secret_previous_until, so the receiver can switch over.
+    webhook_secret = models.CharField(max_length=100, blank=True)
+    webhook_secret_previous = models.CharField(max_length=100, blank=True)
+    webhook_secret_previous_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     # Lets DRF (throttling, request.user) treat an authenticated scanner as a principal.
@@ -486,4 +492,49 @@ class Hold(models.Model):
         indexes = [
             # reporting.retention_purge: is an item under an active hold?
             models.Index(fields=["item", "until"], condition=Q(released_at__isnull=True), name="hold_active"),
+        ]
+
+
+class ScannerEvent(models.Model):
+    """The outbox: one state change a scanner cares about, written in the transaction that made
+    it, delivered at least once (signed POST to the callback URL) and readable by pull.
+
+    Never media and never a reviewer's identity: `body` holds only what events.py puts there."""
+
+    class Type(models.TextChoices):
+        QUEUED = "submission.queued"
+        CONFIRMED = "submission.confirmed"
+        NOT_CONFIRMED = "submission.not_confirmed"
+        REPORTED = "submission.reported"
+        RETRACTED = "submission.retracted"
+
+    # The stable id a receiver deduplicates on (webhook-id); the same on every attempt.
+    event_id = models.CharField(max_length=40, unique=True)
+    scanner = models.ForeignKey(Scanner, on_delete=models.PROTECT, related_name="events")
+    submission = models.ForeignKey(Submission, on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(max_length=40, choices=Type.choices)
+    # The exact bytes that are signed and sent, on every attempt and in the pull API.
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    # Retries stop this long after this time (creation, or a lead's replay).
+    retry_since = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    # Retries ran out: on the dead-letter list until a lead replays it.
+    dead_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # events_pull: a scanner's events after a cursor.
+            models.Index(fields=["scanner", "id"], name="event_scanner_seq"),
+            # events_due: undelivered, living events by scanner.
+            models.Index(fields=["scanner", "next_attempt_at"], condition=Q(delivered_at__isnull=True, dead_at__isnull=True),
+                         name="event_pending"),
+            # _blocked: an earlier undelivered event of the same submission keeps the order.
+            models.Index(fields=["submission", "id"], condition=Q(delivered_at__isnull=True), name="event_submission_open"),
+            # dead_letters: the lead's list.
+            models.Index(fields=["dead_at"], condition=Q(dead_at__isnull=False), name="event_dead"),
         ]

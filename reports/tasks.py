@@ -3,7 +3,9 @@
 from celery import shared_task
 from django.conf import settings
 
+from .feedback import webhooks
 from .intake import previews
+from .jobs import enqueue
 from .reporting import drafting, lifecycle, preservation
 
 
@@ -54,3 +56,20 @@ def report_drafts_build_task() -> int:
 @shared_task
 def retention_purge_task() -> int:
     return preservation.retention_purge()
+
+
+# --- Events to scanners (signed webhooks) ---------------------------------------------------------
+
+@shared_task(acks_late=True)
+def scanner_events_deliver_task(scanner_id: int) -> dict:
+    return webhooks.events_deliver(scanner_id=scanner_id)
+
+
+@shared_task
+def scanner_events_sweep() -> int:
+    """Queue delivery for scanners with events due: retries whose backoff ran out, and events
+    whose task never reached the broker."""
+    ids = webhooks.scanners_with_due_events()
+    for scanner_id in ids:
+        enqueue("scanner_events_deliver_task", scanner_id)
+    return len(ids)

@@ -274,6 +274,14 @@ TSREVIEW_HOLD_DAYS = env_int("TSREVIEW_HOLD_DAYS", 365)  # the legal preservatio
 # Media of decided items that is neither held nor needed for a report is purged after this.
 TSREVIEW_RETENTION_DAYS = env_int("TSREVIEW_RETENTION_DAYS", 90)
 
+# --- Closing the loop (issue 16): events to scanners ---------------------------------------------
+# Signed webhooks (Standard Webhooks) to Scanner.callback_url: a failing endpoint is retried with
+# exponential backoff for this long, then the event waits on the dead-letter list for a lead.
+TSREVIEW_WEBHOOK_RETRY_SECONDS = env_int("TSREVIEW_WEBHOOK_RETRY_SECONDS", 3 * 24 * 3600)
+TSREVIEW_WEBHOOK_TIMEOUT = env_float("TSREVIEW_WEBHOOK_TIMEOUT", 10.0)
+# After a secret rotation the previous secret also signs for this long.
+TSREVIEW_WEBHOOK_ROTATION_OVERLAP_SECONDS = env_int("TSREVIEW_WEBHOOK_ROTATION_OVERLAP_SECONDS", 24 * 3600)
+
 # --- Celery ------------------------------------------------------------------------------------
 # No broker configured means the embedded default: tasks run in-process when the transaction
 # that enqueued them commits.
@@ -294,6 +302,7 @@ CELERY_BEAT_SCHEDULE = {
     "report-drafts-build": {"task": "reports.tasks.report_drafts_build_task", "schedule": 300.0},
     "reports-resume": {"task": "reports.tasks.reports_resume", "schedule": 300.0},
     "retention-purge": {"task": "reports.tasks.retention_purge_task", "schedule": 24 * 3600.0},
+    "scanner-events-sweep": {"task": "reports.tasks.scanner_events_sweep", "schedule": 30.0},
 }
 
 # --- API ---------------------------------------------------------------------------------------

@@ -7,8 +7,9 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..audit import audit_record
+from ..events import item_events
 from ..jobs import enqueue
-from ..models import Item
+from ..models import Item, ScannerEvent
 from ..states import item_move
 from .decode import DecodeFailed, video_previews_limited
 from .media import previews_make
@@ -57,6 +58,7 @@ def item_previews_make(*, item_id: int) -> Item:
                      data={"previews": sorted(names)})
         if "state" in fields:
             audit_record(actor=None, action="item.queued", subject=item, item_id=item.pk, data={"from": "new", "to": "queued"})
+            item_events(item_id=item.pk, type=ScannerEvent.Type.QUEUED)
     return item
 
 

@@ -8,7 +8,7 @@ from ..errors import Refused
 from ..models import Claim, Decision, Item
 from ..reporting.drafting import report_files_withdraw
 from ..reporting.preservation import sending_guard
-from ..review.decisions import decision_create, decision_validate, reveal_check, standing_decision
+from ..review.decisions import decision_create, decision_validate, reveal_check, standing_decision, verdict_events
 
 
 def decision_overturn(*, lead, item: Item, verdict: str, classification: str = "", reason: str = "", note: str) -> Decision:
@@ -44,4 +44,5 @@ def decision_overturn(*, lead, item: Item, verdict: str, classification: str = "
                                    "reason": standing.reason},
                            "new": {"verdict": verdict, "classification": decision.classification, "reason": decision.reason},
                            "note": decision.note})
+        verdict_events(item_id=item.pk, decision=decision, overturned=True)
     return decision

@@ -11,7 +11,8 @@ from django.utils import timezone
 
 from ..audit import audit_record
 from ..errors import Refused
-from ..models import Claim, Decision, Item
+from ..events import item_events
+from ..models import Claim, Decision, Item, ScannerEvent
 from .queue import claim_end
 from .reveal import painted_frames, played_segments, viewed_by, views_lock_unreported
 from .wellness import exposure_add
@@ -140,6 +141,8 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
                            "annotations": decision.annotations, "viewed_unblurred": viewed, "stage": claim.stage,
                            "item_state": state})
         claim_end(claim=claim, end=Claim.End.DECIDED, item_state=state)
+        if state == Item.State.DECIDED:
+            verdict_events(item_id=claim.item_id, decision=decision)
         exposure_add(user, items=1)
     return decision
 
@@ -153,3 +156,14 @@ def _item_settle(item: Item, decision: Decision, state: str, now) -> None:
         fields["queued_at"] = now  # waits in its next queue from now
     if fields:
         Item.objects.filter(pk=item.pk).update(**fields)
+
+
+def verdict_events(*, item_id: int, decision: Decision, overturned: bool = False) -> None:
+    """Tell the item's scanners its standing verdict (the caller holds the transaction): the
+    verdict and, for not apparent CSAM, the reason category; never who decided."""
+    if decision.verdict == Decision.Verdict.CONFIRMED:
+        extra = {"overturned": True} if overturned else {}
+        item_events(item_id=item_id, type=ScannerEvent.Type.CONFIRMED, **extra)
+    elif decision.verdict == Decision.Verdict.NOT_CSAM:
+        extra = {"overturned": True} if overturned else {}
+        item_events(item_id=item_id, type=ScannerEvent.Type.NOT_CONFIRMED, reason=decision.reason, **extra)

@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from . import leads, reports, review
+from . import feedback, leads, reports, review
 
 lead = [
     path("decisions/", leads.decision_log, name="lead-decisions"),
@@ -12,6 +12,8 @@ lead = [
     path("escalations/", leads.escalations, name="lead-escalations"),
     path("escalations/claim/", leads.escalation_claim, name="lead-escalation-claim"),
     path("stats/", leads.stats, name="lead-stats"),
+    path("webhooks/", feedback.dead_letters, name="lead-webhooks"),
+    path("webhooks/replay/", feedback.dead_letters_replay, name="lead-webhooks-replay"),
 ]
 
 report = [

@@ -1,0 +1,67 @@
+"""The scanner outbox: what a scanner hears about its pushes (DESIGN §3), written as rows in the
+same transaction as the state change they tell, so that a change is never told without having
+happened and never happens without being told. feedback/webhooks.py delivers them; the API
+serves them to a scanner that pulls.
+
+An event names the submission, its external id, the item's SHA-256 (which the scanner sent),
+the new status and, where it applies, the reason category or the NCMEC report id. Never media,
+never who decided: nothing about a person is passed in here.
+"""
+
+import json
+import uuid
+
+from django.db import transaction
+from django.utils import timezone
+
+from .jobs import enqueue
+from .models import ReportFile, ScannerEvent, Submission
+
+T = ScannerEvent.Type
+STATUS = {T.QUEUED: "queued", T.CONFIRMED: "confirmed", T.NOT_CONFIRMED: "not_confirmed", T.REPORTED: "reported",
+          T.RETRACTED: "retracted"}
+# The only keys an event's data may carry besides the submission's own; a test reads this.
+EXTRA_KEYS = {"reason", "report", "overturned"}
+
+
+def event_body(*, event_id: str, type: str, at, data: dict) -> str:
+    """The Standard Webhooks payload ({type, timestamp, data}) plus the id, canonically encoded:
+    these exact characters are signed, sent and served."""
+    return json.dumps({"id": event_id, "type": type, "timestamp": at.isoformat(), "data": data},
+                      sort_keys=True, separators=(",", ":"))
+
+
+def submission_events(*, submissions, type: str, **extra) -> list[ScannerEvent]:
+    """One event per submission, to the scanner that pushed it. Callers are inside the
+    transaction of the change; delivery is queued when it commits."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("events are written inside the transaction of the change they tell")
+    unknown = set(extra) - EXTRA_KEYS
+    if unknown:
+        raise ValueError(f"not an event field: {sorted(unknown)}")
+    now, rows = timezone.now(), []
+    for submission in submissions:
+        event_id = f"evt_{uuid.uuid4().hex}"
+        data = {"submission": str(submission.pk), "external_id": submission.external_id,
+                "item": submission.item.sha256, "status": STATUS[type], **extra}
+        rows.append(ScannerEvent(event_id=event_id, scanner_id=submission.scanner_id, submission=submission, type=type,
+                                 body=event_body(event_id=event_id, type=type, at=now, data=data), created_at=now,
+                                 retry_since=now))
+    ScannerEvent.objects.bulk_create(rows)
+    for scanner_id in sorted({row.scanner_id for row in rows}):
+        transaction.on_commit(lambda s=scanner_id: enqueue("scanner_events_deliver_task", s))
+    return rows
+
+
+def item_events(*, item_id: int, type: str, **extra) -> list[ScannerEvent]:
+    """An event to every submission (sighting) of an item, oldest first."""
+    submissions = Submission.objects.filter(item_id=item_id).select_related("item").order_by("created_at", "pk")
+    return submission_events(submissions=submissions, type=type, **extra)
+
+
+def report_events(report, /, *, type: str, **extra) -> list[ScannerEvent]:
+    """An event to every submission of the items a report holds (the API's status of a
+    sighting follows its item's report)."""
+    items = ReportFile.objects.filter(report=report).values("item_id")
+    submissions = Submission.objects.filter(item_id__in=items).select_related("item").order_by("created_at", "pk")
+    return submission_events(submissions=submissions, type=type, **extra)
