@@ -10,7 +10,7 @@ from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from .audit import audit_record
-from .models import AuditEvent, Scanner, WellnessPolicy
+from .models import AuditEvent, FeedbackPolicy, Scanner, WellnessPolicy
 
 SECRET_FIELDS = {"password", "key", "token_hash"}
 
@@ -91,3 +91,14 @@ for model, base in ((get_user_model(), UserAdmin), (Group, GroupAdmin), (TOTPDev
     if admin.site.is_registered(model):
         admin.site.unregister(model)
     admin.site.register(model, type(f"Audited{base.__name__}", (AuditedAdmin, base), {}))
+
+
+@admin.register(FeedbackPolicy)
+class FeedbackPolicyAdmin(AuditedAdmin):
+    list_display = ["target_precision", "entry_min_decisions", "quarantine_after"]
+
+    def has_add_permission(self, request):
+        return not FeedbackPolicy.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False

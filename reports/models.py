@@ -3,6 +3,7 @@
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -305,6 +306,24 @@ class WellnessPolicy(models.Model):
 
     class Meta:
         verbose_name_plural = "wellness policy"
+
+    @classmethod
+    def current(cls):
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class FeedbackPolicy(models.Model):
+    """What an admin sets for calibration and quarantine of list entries (a single row)."""
+
+    target_precision = models.FloatField(default=0.95, validators=[MinValueValidator(0.01), MaxValueValidator(1.0)], help_text="Calibration suggests a threshold where the share of "
+                                         "matches confirmed falls under this (0 to 1).")
+    entry_min_decisions = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)], help_text="A list entry gets its own calibration row "
+                                                      "from this many decided matches.")
+    quarantine_after = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)], help_text="Quarantine a list entry after this many not "
+                                                   "apparent CSAM verdicts with no confirmation.")
+
+    class Meta:
+        verbose_name_plural = "feedback policy"
 
     @classmethod
     def current(cls):

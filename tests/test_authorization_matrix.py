@@ -69,6 +69,8 @@ MATRIX = {
     "lead-escalations": ("get", "/lead/escalations/", {}, lead_only(200)),
     "lead-escalation-claim": ("post", "/lead/escalations/claim/", {}, lead_only(302)),
     "lead-stats": ("get", "/lead/stats/", {}, lead_only(200)),
+    "lead-calibration": ("get", "/lead/calibration/", {}, lead_only(200)),
+    "lead-calibration-export": ("get", "/lead/calibration.csv", {}, lead_only(200)),
     "lead-webhooks": ("get", "/lead/webhooks/", {}, lead_only(200)),
     "lead-webhooks-replay": ("post", "/lead/webhooks/replay/", {}, lead_only(400)),
     "report-list": ("get", "/reports/", {}, lead_only(200)),

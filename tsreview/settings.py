@@ -282,6 +282,10 @@ TSREVIEW_WEBHOOK_TIMEOUT = env_float("TSREVIEW_WEBHOOK_TIMEOUT", 10.0)
 # After a secret rotation the previous secret also signs for this long.
 TSREVIEW_WEBHOOK_ROTATION_OVERLAP_SECONDS = env_int("TSREVIEW_WEBHOOK_ROTATION_OVERLAP_SECONDS", 24 * 3600)
 
+# Calibration (lead page): the width of a match-distance bucket per hash type ("*" for the rest).
+# PDQ distances run 0-256 with thresholds near 31; exact hashes have one bucket.
+TSREVIEW_CALIBRATION_BUCKET_WIDTH = {"pdq": 4, "vpdq": 4, "tmk_pdqf": 0.02, "photodna": 2000, "*": 4}
+
 # --- Celery ------------------------------------------------------------------------------------
 # No broker configured means the embedded default: tasks run in-process when the transaction
 # that enqueued them commits.

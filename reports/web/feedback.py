@@ -1,13 +1,18 @@
 """Lead pages that close the loop: the webhook dead-letter list (and, below, calibration).
 Every view is lead-only: anyone else gets 404."""
 
+import csv
+import io
+
 from django.contrib import messages
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from ..access import lead_required
 from ..errors import Refused
 from ..feedback import webhooks
+from ..leads import calibration
 
 
 @require_GET
@@ -27,3 +32,54 @@ def dead_letters_replay(request):
         return render(request, "reports/lead_webhooks.html", {"events": webhooks.dead_letters()}, status=400)
     messages.success(request, f"{count} event(s) queued to be sent again, with their ids unchanged.")
     return redirect("lead-webhooks")
+
+
+# --- Calibration ----------------------------------------------------------------------------------
+
+CHART_W, CHART_H, PAD = 420, 170, 34
+
+
+def _chart(group: dict, target: float) -> dict:
+    """Geometry of a small precision-by-distance chart, drawn as SVG by the template: a point
+    per bucket with its 95 % interval as a bar, and the target as a dashed line."""
+    buckets = [b for b in group["buckets"] if b["start"] is not None and b["precision"] is not None]
+    step = (CHART_W - 2 * PAD) / max(1, len(buckets))
+
+    def y(value):
+        return round(CHART_H - PAD - value * (CHART_H - 2 * PAD), 1)
+
+    points = [{"x": round(PAD + step * (i + 0.5), 1), "y": y(b["precision"]), "low": y(b["precision_low"]),
+               "high": y(b["precision_high"]), "label": f"{b['start']:g}", "below": b["precision"] < target,
+               "title": f"{b['start']:g}–{b['end']:g}: {b['confirmed']} of {b['decided']} confirmed"}
+              for i, b in enumerate(buckets)]
+    return {"w": CHART_W, "h": CHART_H, "points": points, "target_y": y(target), "y0": y(0), "y1": y(1),
+            "left": PAD, "right": CHART_W - PAD, "label_y": CHART_H - PAD + 14}
+
+
+@require_GET
+@lead_required
+def calibration_page(request):
+    data = calibration.calibration()
+    for group in data["lists"]:
+        for hashes in group["hash_types"]:
+            hashes["chart"] = _chart(hashes, data["target_precision"])
+    return render(request, "reports/lead_calibration.html", {"data": data, "reasons": calibration.REASONS})
+
+
+@require_GET
+@lead_required
+def calibration_export(request, fmt):
+    if fmt not in ("csv", "json"):
+        raise Http404
+    data = calibration.calibration()
+    calibration.calibration_exported(actor=request.user, fmt=fmt)
+    if fmt == "json":
+        response = JsonResponse(data)
+    else:
+        writer_target = io.StringIO()
+        writer = csv.writer(writer_target)
+        writer.writerow(calibration.CSV_COLUMNS)
+        writer.writerows(calibration.calibration_rows(data))
+        response = HttpResponse(writer_target.getvalue(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="calibration.{fmt}"'
+    return response

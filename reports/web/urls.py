@@ -12,6 +12,8 @@ lead = [
     path("escalations/", leads.escalations, name="lead-escalations"),
     path("escalations/claim/", leads.escalation_claim, name="lead-escalation-claim"),
     path("stats/", leads.stats, name="lead-stats"),
+    path("calibration/", feedback.calibration_page, name="lead-calibration"),
+    path("calibration.<str:fmt>", feedback.calibration_export, name="lead-calibration-export"),
     path("webhooks/", feedback.dead_letters, name="lead-webhooks"),
     path("webhooks/replay/", feedback.dead_letters_replay, name="lead-webhooks-replay"),
 ]
