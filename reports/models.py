@@ -89,6 +89,9 @@ class Item(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     # Set when retention or a law-enforcement request destroyed the media; the row stays.
     purged_at = models.DateTimeField(null=True, blank=True)
+    # One of its matches is to a quarantined list entry: its priority was lowered by
+    # intake.quarantine.PENALTY (so the claim order's index still serves), to be given back on lift.
+    quarantined = models.BooleanField(default=False)
 
     class Meta:
         indexes = [
@@ -556,4 +559,24 @@ class ScannerEvent(models.Model):
             models.Index(fields=["submission", "id"], condition=Q(delivered_at__isnull=True), name="event_submission_open"),
             # dead_letters: the lead's list.
             models.Index(fields=["dead_at"], condition=Q(dead_at__isnull=False), name="event_dead"),
+        ]
+
+
+class EntryQuarantine(models.Model):
+    """A list entry that over-matches: K not apparent CSAM verdicts and no confirmation. Its
+    next matches are still queued, labelled and ordered below others, until a lead lifts it."""
+
+    list_name = models.CharField(max_length=100)
+    list_entry_id = models.CharField(max_length=200)
+    # Not apparent CSAM verdicts on its matches since the last lift (kept current).
+    false_matches = models.PositiveIntegerField()
+    quarantined_at = models.DateTimeField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    lift_reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["list_name", "list_entry_id"], condition=Q(lifted_at__isnull=True),
+                                    name="one_active_quarantine_per_entry"),
         ]

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.conf import settings
 
 from .feedback import webhooks
-from .intake import previews
+from .intake import previews, quarantine
 from .jobs import enqueue
 from .reporting import drafting, lifecycle, preservation
 
@@ -73,3 +73,8 @@ def scanner_events_sweep() -> int:
     for scanner_id in ids:
         enqueue("scanner_events_deliver_task", scanner_id)
     return len(ids)
+
+
+@shared_task(acks_late=True)
+def entry_quarantine_apply_task(quarantine_id: int) -> int:
+    return quarantine.quarantine_apply(quarantine_id=quarantine_id)

@@ -71,6 +71,8 @@ MATRIX = {
     "lead-stats": ("get", "/lead/stats/", {}, lead_only(200)),
     "lead-calibration": ("get", "/lead/calibration/", {}, lead_only(200)),
     "lead-calibration-export": ("get", "/lead/calibration.csv", {}, lead_only(200)),
+    "lead-quarantine": ("get", "/lead/quarantine/", {}, lead_only(200)),
+    "lead-quarantine-lift": ("post", "/lead/quarantine/999/lift/", {}, lead_only(404)),
     "lead-webhooks": ("get", "/lead/webhooks/", {}, lead_only(200)),
     "lead-webhooks-replay": ("post", "/lead/webhooks/replay/", {}, lead_only(400)),
     "report-list": ("get", "/reports/", {}, lead_only(200)),

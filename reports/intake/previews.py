@@ -13,6 +13,7 @@ from ..models import Item, ScannerEvent
 from ..states import item_move
 from .decode import DecodeFailed, video_previews_limited
 from .media import previews_make
+from .quarantine import item_demote_if_quarantined
 from .storage import media_store
 
 
@@ -54,10 +55,12 @@ def item_previews_make(*, item_id: int) -> Item:
             item.state, item.queued_at = item_move(item.state, Item.State.QUEUED), timezone.now()
             fields += ["state", "queued_at"]
         item.save(update_fields=fields)
+        demoted = "state" in fields and item_demote_if_quarantined(item)
         audit_record(actor=None, action="item.previews_made", subject=item, item_id=item.pk,
                      data={"previews": sorted(names)})
         if "state" in fields:
-            audit_record(actor=None, action="item.queued", subject=item, item_id=item.pk, data={"from": "new", "to": "queued"})
+            audit_record(actor=None, action="item.queued", subject=item, item_id=item.pk,
+                         data={"from": "new", "to": "queued", **({"quarantined_entry": True} if demoted else {})})
             item_events(item_id=item.pk, type=ScannerEvent.Type.QUEUED)
     return item
 

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from ..audit import audit_record
 from ..errors import Refused
+from ..intake.quarantine import entries_review
 from ..models import Claim, Decision, Item
 from ..reporting.drafting import report_files_withdraw
 from ..reporting.preservation import sending_guard
@@ -45,4 +46,5 @@ def decision_overturn(*, lead, item: Item, verdict: str, classification: str = "
                            "new": {"verdict": verdict, "classification": decision.classification, "reason": decision.reason},
                            "note": decision.note})
         verdict_events(item_id=item.pk, decision=decision, overturned=True)
+        entries_review(item_id=item.pk)
     return decision

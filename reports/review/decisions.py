@@ -12,6 +12,7 @@ from django.utils import timezone
 from ..audit import audit_record
 from ..errors import Refused
 from ..events import item_events
+from ..intake.quarantine import entries_review
 from ..models import Claim, Decision, Item, ScannerEvent
 from .queue import claim_end
 from .reveal import painted_frames, played_segments, viewed_by, views_lock_unreported
@@ -143,6 +144,7 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
         claim_end(claim=claim, end=Claim.End.DECIDED, item_state=state)
         if state == Item.State.DECIDED:
             verdict_events(item_id=claim.item_id, decision=decision)
+            entries_review(item_id=claim.item_id)
         exposure_add(user, items=1)
     return decision
 

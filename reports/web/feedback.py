@@ -9,9 +9,10 @@ from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from ..access import lead_required
+from ..access import lead_required, quarantine_for_lead
 from ..errors import Refused
 from ..feedback import webhooks
+from ..intake import quarantine as quarantines
 from ..leads import calibration
 
 
@@ -83,3 +84,28 @@ def calibration_export(request, fmt):
         response = HttpResponse(writer_target.getvalue(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="calibration.{fmt}"'
     return response
+
+
+# --- Quarantined list entries ---------------------------------------------------------------------
+
+def _quarantine_page(request, status=200):
+    return render(request, "reports/lead_quarantine.html", {"quarantines": quarantines.quarantines_active()}, status=status)
+
+
+@require_GET
+@lead_required
+def quarantine_list(request):
+    return _quarantine_page(request)
+
+
+@require_POST
+@lead_required
+def quarantine_lift(request, quarantine_id):
+    quarantine = quarantine_for_lead(quarantine_id)
+    try:
+        quarantines.quarantine_lift(actor=request.user, quarantine=quarantine, reason=request.POST.get("reason", ""))
+    except Refused as exc:
+        messages.error(request, " ".join(exc.errors.values()))
+        return _quarantine_page(request, status=400)
+    messages.success(request, f"Lifted: {quarantine.list_name} entry {quarantine.list_entry_id} matches wait in their usual place again.")
+    return redirect("lead-quarantine")

@@ -14,6 +14,8 @@ lead = [
     path("stats/", leads.stats, name="lead-stats"),
     path("calibration/", feedback.calibration_page, name="lead-calibration"),
     path("calibration.<str:fmt>", feedback.calibration_export, name="lead-calibration-export"),
+    path("quarantine/", feedback.quarantine_list, name="lead-quarantine"),
+    path("quarantine/<int:quarantine_id>/lift/", feedback.quarantine_lift, name="lead-quarantine-lift"),
     path("webhooks/", feedback.dead_letters, name="lead-webhooks"),
     path("webhooks/replay/", feedback.dead_letters_replay, name="lead-webhooks-replay"),
 ]
