@@ -11,11 +11,12 @@ never who decided: nothing about a person is passed in here.
 import json
 import uuid
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from .jobs import enqueue
-from .models import ReportFile, ScannerEvent, Submission
+from .models import ListFeedback, Match, ReportFile, ScannerEvent, Submission
 
 T = ScannerEvent.Type
 STATUS = {T.QUEUED: "queued", T.CONFIRMED: "confirmed", T.NOT_CONFIRMED: "not_confirmed", T.REPORTED: "reported",
@@ -65,3 +66,47 @@ def report_events(report, /, *, type: str, **extra) -> list[ScannerEvent]:
     items = ReportFile.objects.filter(report=report).values("item_id")
     submissions = Submission.objects.filter(item_id__in=items).select_related("item").order_by("created_at", "pk")
     return submission_events(submissions=submissions, type=type, **extra)
+
+
+
+# --- Feedback to NCMEC's hash sharing: the same outbox pattern ----------------------------------
+
+# Our hash types -> NCMEC's fingerprint types (those it takes feedback on).
+FINGERPRINTS = {"md5": "MD5", "sha1": "SHA1", "pdq": "PDQ", "photodna": "PDNA", "tmk_pdqf": "TMK_PDQF"}
+
+
+def list_feedback_enabled() -> bool:
+    return bool(settings.TSREVIEW_NCMEC_HASH_BASE_URL and settings.TSREVIEW_NCMEC_HASH_USERNAME
+                and settings.TSREVIEW_NCMEC_HASH_PASSWORD)
+
+
+def ncmec_entry(list_entry_id: str) -> tuple[str, str] | None:
+    """(member ESP id, entry id) of a hash-sharing entry: "<esp>/<entry>", or a bare entry id of
+    TSREVIEW_NCMEC_HASH_ESP_ID; None when neither."""
+    esp, slash, entry = list_entry_id.partition("/")
+    if slash:
+        return (esp, entry) if esp.isdigit() and entry else None
+    return (settings.TSREVIEW_NCMEC_HASH_ESP_ID, list_entry_id) if settings.TSREVIEW_NCMEC_HASH_ESP_ID and list_entry_id else None
+
+
+def list_feedback_note(*, item_id: int, verdict: str, reason: str = "") -> int:
+    """A standing verdict on an item with matches from NCMEC's hash-sharing lists becomes
+    feedback on each entry (agree on confirmed, disagree with the reason on not apparent CSAM),
+    written in the verdict's transaction and sent when it commits. At most once per entry,
+    fingerprint and verdict (a unique constraint). Off unless credentials are configured."""
+    if not list_feedback_enabled() or verdict not in ("confirmed", "not_csam"):
+        return 0
+    vote = ListFeedback.Vote.AGREE if verdict == "confirmed" else ListFeedback.Vote.DISAGREE
+    now, rows = timezone.now(), []
+    matches = (Match.objects.filter(submission__item_id=item_id, list_name__in=settings.TSREVIEW_NCMEC_HASH_LISTS)
+               .values_list("list_name", "list_entry_id", "hash_type").distinct())
+    for list_name, list_entry_id, hash_type in matches:
+        entry, fingerprint = ncmec_entry(list_entry_id), FINGERPRINTS.get(hash_type)
+        if entry and fingerprint:
+            rows.append(ListFeedback(list_name=list_name, esp_id=entry[0], entry_id=entry[1], fingerprint=fingerprint,
+                                     vote=vote, reason=reason if vote == ListFeedback.Vote.DISAGREE else "",
+                                     item_id=item_id, created_at=now))
+    if rows:
+        ListFeedback.objects.bulk_create(rows, ignore_conflicts=True)
+        transaction.on_commit(lambda: enqueue("list_feedback_resume"))
+    return len(rows)

@@ -580,3 +580,43 @@ class EntryQuarantine(models.Model):
             models.UniqueConstraint(fields=["list_name", "list_entry_id"], condition=Q(lifted_at__isnull=True),
                                     name="one_active_quarantine_per_entry"),
         ]
+
+
+class ListFeedback(models.Model):
+    """A verdict told to a hash-sharing list's owner (NCMEC's hash sharing): agree on a
+    confirmation, disagree with a reason on not apparent CSAM. Written with the verdict (the
+    outbox pattern), sent by a task; at most once per entry, fingerprint and verdict."""
+
+    class Vote(models.TextChoices):
+        AGREE = "agree"
+        DISAGREE = "disagree"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"  # a worker holds it until lease_until; a crash leaves it for the resume sweep
+        SENT = "sent"
+        FAILED = "failed"  # refused for good; shown to leads
+
+    list_name = models.CharField(max_length=100)
+    esp_id = models.CharField(max_length=40)
+    entry_id = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=20)  # NCMEC's fingerprint type: MD5, SHA1, PDQ, PDNA, ...
+    vote = models.CharField(max_length=8, choices=Vote.choices)
+    reason = models.CharField(max_length=12, blank=True)  # our reason category (disagree only)
+    item_id = models.BigIntegerField()  # the item whose verdict it tells (a number: it outlives a purge)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["list_name", "esp_id", "entry_id", "fingerprint", "vote"],
+                                    name="list_feedback_once_per_entry_and_verdict"),
+        ]
+        indexes = [
+            # list_feedback.feedback_to_resume: unsent rows.
+            models.Index(fields=["status", "lease_until"], condition=~Q(status="sent"), name="list_feedback_open"),
+        ]

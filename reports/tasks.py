@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from .feedback import webhooks
+from .feedback import list_feedback, webhooks
 from .intake import previews, quarantine
 from .jobs import enqueue
 from .reporting import drafting, lifecycle, preservation
@@ -78,3 +78,14 @@ def scanner_events_sweep() -> int:
 @shared_task(acks_late=True)
 def entry_quarantine_apply_task(quarantine_id: int) -> int:
     return quarantine.quarantine_apply(quarantine_id=quarantine_id)
+
+
+# --- Feedback to NCMEC's hash sharing ------------------------------------------------------------
+
+@shared_task(acks_late=True)
+def list_feedback_resume() -> int:
+    """Send every feedback row that is due (new, after a transient failure, or left by a dead worker)."""
+    ids = list_feedback.feedback_to_resume()
+    for feedback_id in ids:
+        list_feedback.feedback_send(feedback_id=feedback_id)
+    return len(ids)

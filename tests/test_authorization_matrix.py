@@ -73,6 +73,8 @@ MATRIX = {
     "lead-calibration-export": ("get", "/lead/calibration.csv", {}, lead_only(200)),
     "lead-quarantine": ("get", "/lead/quarantine/", {}, lead_only(200)),
     "lead-quarantine-lift": ("post", "/lead/quarantine/999/lift/", {}, lead_only(404)),
+    "lead-lists": ("get", "/lead/lists/", {}, lead_only(200)),
+    "lead-list-export": ("get", "/lead/lists/export/", {"list": "nope"}, lead_only(400)),
     "lead-webhooks": ("get", "/lead/webhooks/", {}, lead_only(200)),
     "lead-webhooks-replay": ("post", "/lead/webhooks/replay/", {}, lead_only(400)),
     "report-list": ("get", "/reports/", {}, lead_only(200)),

@@ -286,6 +286,25 @@ TSREVIEW_WEBHOOK_ROTATION_OVERLAP_SECONDS = env_int("TSREVIEW_WEBHOOK_ROTATION_O
 # PDQ distances run 0-256 with thresholds near 31; exact hashes have one bucket.
 TSREVIEW_CALIBRATION_BUCKET_WIDTH = {"pdq": 4, "vpdq": 4, "tmk_pdqf": 0.02, "photodna": 2000, "*": 4}
 
+# Feedback to NCMEC's hash sharing (docs/feedback.md): off unless all three are set. Base URL e.g.
+# https://report.cybertip.org/hashsharing (test: https://exttest.cybertip.org/hashsharing).
+TSREVIEW_NCMEC_HASH_BASE_URL = env("TSREVIEW_NCMEC_HASH_BASE_URL", "")
+TSREVIEW_NCMEC_HASH_USERNAME = env("TSREVIEW_NCMEC_HASH_USERNAME", "")
+TSREVIEW_NCMEC_HASH_PASSWORD = env("TSREVIEW_NCMEC_HASH_PASSWORD", "")
+TSREVIEW_NCMEC_HASH_TIMEOUT = env_float("TSREVIEW_NCMEC_HASH_TIMEOUT", 30.0)
+# Which match lists are NCMEC hash-sharing lists; entries are "<esp id>/<entry id>", or a bare
+# entry id of the member TSREVIEW_NCMEC_HASH_ESP_ID.
+TSREVIEW_NCMEC_HASH_LISTS = [n for n in env("TSREVIEW_NCMEC_HASH_LISTS", "NCMEC").split(",") if n]
+TSREVIEW_NCMEC_HASH_ESP_ID = env("TSREVIEW_NCMEC_HASH_ESP_ID", "")
+# Our reason category -> the name of NCMEC's negative feedback reason (GET feedback/{type}/reasons).
+# A reason not named here uses NCMEC's only reason when there is just one, else the feedback fails
+# for a lead to see.
+TSREVIEW_NCMEC_FEEDBACK_REASONS = {k: v for k, v in (pair.split("=", 1) for pair in env(
+    "TSREVIEW_NCMEC_FEEDBACK_REASONS", "").split(";") if "=" in pair)}
+# Exports of false positives and confirmed hashes per list are signed with this Ed25519 key (32
+# bytes, urlsafe base64). The embedded default derives one from SECRET_KEY; production must set it.
+TSREVIEW_EXPORT_SIGNING_KEY = env("TSREVIEW_EXPORT_SIGNING_KEY", "")
+
 # --- Celery ------------------------------------------------------------------------------------
 # No broker configured means the embedded default: tasks run in-process when the transaction
 # that enqueued them commits.
@@ -307,6 +326,7 @@ CELERY_BEAT_SCHEDULE = {
     "reports-resume": {"task": "reports.tasks.reports_resume", "schedule": 300.0},
     "retention-purge": {"task": "reports.tasks.retention_purge_task", "schedule": 24 * 3600.0},
     "scanner-events-sweep": {"task": "reports.tasks.scanner_events_sweep", "schedule": 30.0},
+    "list-feedback-resume": {"task": "reports.tasks.list_feedback_resume", "schedule": 300.0},
 }
 
 # --- API ---------------------------------------------------------------------------------------

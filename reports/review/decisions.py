@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from ..audit import audit_record
 from ..errors import Refused
-from ..events import item_events
+from ..events import item_events, list_feedback_note
 from ..intake.quarantine import entries_review
 from ..models import Claim, Decision, Item, ScannerEvent
 from .queue import claim_end
@@ -162,7 +162,9 @@ def _item_settle(item: Item, decision: Decision, state: str, now) -> None:
 
 def verdict_events(*, item_id: int, decision: Decision, overturned: bool = False) -> None:
     """Tell the item's scanners its standing verdict (the caller holds the transaction): the
-    verdict and, for not apparent CSAM, the reason category; never who decided."""
+    verdict and, for not apparent CSAM, the reason category; never who decided. And note the
+    feedback owed to NCMEC's hash-sharing lists (events.list_feedback_note)."""
+    list_feedback_note(item_id=item_id, verdict=decision.verdict, reason=decision.reason)
     if decision.verdict == Decision.Verdict.CONFIRMED:
         extra = {"overturned": True} if overturned else {}
         item_events(item_id=item_id, type=ScannerEvent.Type.CONFIRMED, **extra)

@@ -3,15 +3,19 @@ Every view is lead-only: anyone else gets 404."""
 
 import csv
 import io
+from datetime import datetime, time
 
 from django.contrib import messages
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
 from ..access import lead_required, quarantine_for_lead
 from ..errors import Refused
-from ..feedback import webhooks
+from ..events import list_feedback_enabled
+from ..feedback import exports, list_feedback, webhooks
 from ..intake import quarantine as quarantines
 from ..leads import calibration
 
@@ -109,3 +113,39 @@ def quarantine_lift(request, quarantine_id):
         return _quarantine_page(request, status=400)
     messages.success(request, f"Lifted: {quarantine.list_name} entry {quarantine.list_entry_id} matches wait in their usual place again.")
     return redirect("lead-quarantine")
+
+
+# --- Feedback to list owners ----------------------------------------------------------------------
+
+def _lists_page(request, status=200, error=""):
+    try:
+        public_key = exports.public_key_b64()
+    except Refused:
+        public_key = ""
+    return render(request, "reports/lead_lists.html", {
+        "lists": exports.lists_known(), "public_key": public_key, "error": error,
+        "ncmec_enabled": list_feedback_enabled(), "feedback": list_feedback.feedback_recent()}, status=status)
+
+
+@require_GET
+@lead_required
+def lists_page(request):
+    return _lists_page(request)
+
+
+@require_GET
+@lead_required
+def list_export(request):
+    since = None
+    if request.GET.get("since"):
+        since = parse_date(request.GET["since"]) if len(request.GET["since"]) == 10 else None
+        if since is None:
+            return _lists_page(request, status=400, error="since: a date as YYYY-MM-DD.")
+        since = timezone.make_aware(datetime.combine(since, time.min))
+    try:
+        body = exports.list_export(actor=request.user, list_name=request.GET.get("list", ""), since=since)
+    except Refused as exc:
+        return _lists_page(request, status=400, error=" ".join(exc.errors.values()))
+    response = HttpResponse(body, content_type="application/json")
+    response["Content-Disposition"] = 'attachment; filename="list-export.json"'
+    return response

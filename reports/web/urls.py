@@ -16,6 +16,8 @@ lead = [
     path("calibration.<str:fmt>", feedback.calibration_export, name="lead-calibration-export"),
     path("quarantine/", feedback.quarantine_list, name="lead-quarantine"),
     path("quarantine/<int:quarantine_id>/lift/", feedback.quarantine_lift, name="lead-quarantine-lift"),
+    path("lists/", feedback.lists_page, name="lead-lists"),
+    path("lists/export/", feedback.list_export, name="lead-list-export"),
     path("webhooks/", feedback.dead_letters, name="lead-webhooks"),
     path("webhooks/replay/", feedback.dead_letters_replay, name="lead-webhooks-replay"),
 ]
