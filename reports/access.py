@@ -6,7 +6,7 @@ from functools import wraps
 
 from django.http import Http404
 
-from .models import Claim, EntryQuarantine, Hold, Item, Report, ReportFile, Role, Submission, ViewEvent
+from .models import Claim, EntryQuarantine, Hold, Item, Report, ReportFile, Role, Submission, VendorNotice, ViewEvent
 
 
 def user_roles(user) -> set[str]:
@@ -97,3 +97,7 @@ def hold_for_lead(pk) -> Hold:
 
 def quarantine_for_lead(pk) -> EntryQuarantine:
     return _get(EntryQuarantine.objects, pk=pk)
+
+
+def notice_for_lead(pk) -> VendorNotice:
+    return _get(VendorNotice.objects, pk=pk)

@@ -620,3 +620,31 @@ class ListFeedback(models.Model):
             # list_feedback.feedback_to_resume: unsent rows.
             models.Index(fields=["status", "lease_until"], condition=~Q(status="sent"), name="list_feedback_open"),
         ]
+
+
+class VendorNotice(models.Model):
+    """A notice to a dataset vendor (or host) that its dataset held material reported to NCMEC:
+    drafted after a hold-off, sent only when a lead approves, its acknowledgement recorded.
+    Holds dataset names, versions, record ids and file hashes; never media, never reviewers."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        SENT = "sent"
+        ACKNOWLEDGED = "acknowledged"
+
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="vendor_notices")
+    vendor = models.CharField(max_length=200)
+    # [{"dataset", "version", "records": [{"record_id", "sha256", "md5"}]}]
+    datasets = models.JSONField(default=list)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
+    created_at = models.DateTimeField()
+    recipient = models.EmailField(blank=True)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledgement = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["report", "vendor"], name="vendor_notice_once_per_report")]

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.conf import settings
 
-from .feedback import list_feedback, webhooks
+from .feedback import list_feedback, notices, webhooks
 from .intake import previews, quarantine
 from .jobs import enqueue
 from .reporting import drafting, lifecycle, preservation
@@ -89,3 +89,8 @@ def list_feedback_resume() -> int:
     for feedback_id in ids:
         list_feedback.feedback_send(feedback_id=feedback_id)
     return len(ids)
+
+
+@shared_task
+def vendor_notices_draft_task() -> int:
+    return len(notices.vendor_notices_draft())

@@ -305,6 +305,25 @@ TSREVIEW_NCMEC_FEEDBACK_REASONS = {k: v for k, v in (pair.split("=", 1) for pair
 # bytes, urlsafe base64). The embedded default derives one from SECRET_KEY; production must set it.
 TSREVIEW_EXPORT_SIGNING_KEY = env("TSREVIEW_EXPORT_SIGNING_KEY", "")
 
+# Notices to dataset vendors (docs/feedback.md): drafted this many days after the report finished
+# (so as not to tip off an investigation), for material of these source types, sent when a lead
+# approves. Known vendors' addresses: "Acme Data=abuse@acme.example;Other=...".
+TSREVIEW_VENDOR_NOTICE_HOLD_DAYS = env_int("TSREVIEW_VENDOR_NOTICE_HOLD_DAYS", 14)
+TSREVIEW_VENDOR_NOTICE_SOURCE_TYPES = {t for t in env("TSREVIEW_VENDOR_NOTICE_SOURCE_TYPES",
+                                                      "third_party_dataset,ai_training_data").split(",") if t}
+TSREVIEW_VENDOR_CONTACTS = {k.strip(): v.strip() for k, v in (pair.split("=", 1) for pair in env(
+    "TSREVIEW_VENDOR_CONTACTS", "").split(";") if "=" in pair)}
+TSREVIEW_NOTICE_FROM_EMAIL = env("TSREVIEW_NOTICE_FROM_EMAIL", "")
+# Outgoing mail (vendor notices). The embedded default prints mail to the console.
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION
+                    else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "tsreview@localhost")
+
 # --- Celery ------------------------------------------------------------------------------------
 # No broker configured means the embedded default: tasks run in-process when the transaction
 # that enqueued them commits.
@@ -327,6 +346,7 @@ CELERY_BEAT_SCHEDULE = {
     "retention-purge": {"task": "reports.tasks.retention_purge_task", "schedule": 24 * 3600.0},
     "scanner-events-sweep": {"task": "reports.tasks.scanner_events_sweep", "schedule": 30.0},
     "list-feedback-resume": {"task": "reports.tasks.list_feedback_resume", "schedule": 300.0},
+    "vendor-notices-draft": {"task": "reports.tasks.vendor_notices_draft_task", "schedule": 3600.0},
 }
 
 # --- API ---------------------------------------------------------------------------------------

@@ -12,10 +12,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_date
 from django.views.decorators.http import require_GET, require_POST
 
-from ..access import lead_required, quarantine_for_lead
+from ..access import lead_required, notice_for_lead, quarantine_for_lead
 from ..errors import Refused
 from ..events import list_feedback_enabled
-from ..feedback import exports, list_feedback, webhooks
+from ..feedback import exports, list_feedback, notices, webhooks
 from ..intake import quarantine as quarantines
 from ..leads import calibration
 
@@ -149,3 +149,40 @@ def list_export(request):
     response = HttpResponse(body, content_type="application/json")
     response["Content-Disposition"] = 'attachment; filename="list-export.json"'
     return response
+
+
+# --- Notices to dataset vendors -------------------------------------------------------------------
+
+def _notices_page(request, status=200):
+    return render(request, "reports/lead_notices.html", {"notices": notices.notices_all()}, status=status)
+
+
+@require_GET
+@lead_required
+def notice_list(request):
+    return _notices_page(request)
+
+
+def _notice_action(request, notice_id, action, done):
+    notice = notice_for_lead(notice_id)
+    try:
+        action(notice)
+    except Refused as exc:
+        messages.error(request, " ".join(exc.errors.values()))
+        return _notices_page(request, status=400)
+    messages.success(request, done)
+    return redirect("lead-notices")
+
+
+@require_POST
+@lead_required
+def notice_send(request, notice_id):
+    return _notice_action(request, notice_id, lambda n: notices.vendor_notice_send(
+        actor=request.user, notice=n, recipient=request.POST.get("recipient", "")), "Notice sent.")
+
+
+@require_POST
+@lead_required
+def notice_acknowledge(request, notice_id):
+    return _notice_action(request, notice_id, lambda n: notices.vendor_notice_acknowledge(
+        actor=request.user, notice=n, acknowledgement=request.POST.get("acknowledgement", "")), "Acknowledgement recorded.")

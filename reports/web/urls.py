@@ -18,6 +18,9 @@ lead = [
     path("quarantine/<int:quarantine_id>/lift/", feedback.quarantine_lift, name="lead-quarantine-lift"),
     path("lists/", feedback.lists_page, name="lead-lists"),
     path("lists/export/", feedback.list_export, name="lead-list-export"),
+    path("notices/", feedback.notice_list, name="lead-notices"),
+    path("notices/<int:notice_id>/send/", feedback.notice_send, name="lead-notice-send"),
+    path("notices/<int:notice_id>/acknowledge/", feedback.notice_acknowledge, name="lead-notice-acknowledge"),
     path("webhooks/", feedback.dead_letters, name="lead-webhooks"),
     path("webhooks/replay/", feedback.dead_letters_replay, name="lead-webhooks-replay"),
 ]
