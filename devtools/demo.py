@@ -145,15 +145,15 @@ CALIBRATION = ([(d, f"9990{d % 3}", "confirmed") for d in range(0, 8)] * 2
                   (18, "99908", "confirmed"), (22, "99908", "not_a_match"), (23, "99908", "unreadable")])
 
 
-def calibration_seed(scanner: Scanner) -> int:
+def calibration_seed(scanner: Scanner, *, count: int = len(CALIBRATION)) -> int:
     """Decided matches for the calibration page, made through the real path: pushed, claimed,
     (revealed,) decided by reviewer2 (a QA sample is decided the same way by reviewer)."""
-    if Submission.objects.filter(external_id__startswith="demo-cal/").exists():
+    if count <= 0 or Submission.objects.filter(external_id__startswith="demo-cal/").exists():
         return 0
     User = get_user_model()
     first, second = User.objects.get(username="reviewer2"), User.objects.get(username="reviewer")
     answers = {}
-    for n, (distance, entry, answer) in enumerate(CALIBRATION):
+    for n, (distance, entry, answer) in enumerate(CALIBRATION[:count]):
         data = synthetic_image(500 + n, size=(320, 240), text=f"CALIBRATION {n}")
         document = demo_metadata(n, sha256(data).hexdigest())
         document["external_id"] = f"demo-cal/{n}"

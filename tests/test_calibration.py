@@ -26,6 +26,10 @@ def wilson_by_quadratic(k: int, n: int) -> tuple[float, float]:
 
 @pytest.fixture
 def decided(reviewer):
+    make_decisions(reviewer)
+
+
+def make_decisions(reviewer):
     """NCMEC PDQ: 0-4 all 20 confirmed (entry e1); 4-8 18 confirmed, 1 benign, 1 adult (e2);
     8-12 2 confirmed, 6 not a match, 2 unsure (e3); one with no distance (e1); entry e4 with
     2 decisions. IWF SHA-256: 3 confirmed. A queued item and an escalation without any decision

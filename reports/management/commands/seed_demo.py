@@ -10,10 +10,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--items", type=int, default=24)
+        parser.add_argument("--calibration", type=int, default=30, help="Decided matches for the Calibration page (0: none).")
         parser.add_argument("--webhook-url", default="", help="Send the demo scanner's signed events here.")
         parser.add_argument("--webhook-secret-file", default="", help="Write the demo scanner's signing secret here.")
 
-    def handle(self, *args, items, webhook_url, webhook_secret_file, **options):
+    def handle(self, *args, items, calibration, webhook_url, webhook_secret_file, **options):
         self.stdout.write("Demo logins (passwords are new on every run):")
         for role, username, password in demo.people_create():
             self.stdout.write(f"  {role:9} {username:10} {password}")
@@ -29,6 +30,6 @@ class Command(BaseCommand):
         confirmed = demo.confirmations_make(count=2)
         if confirmed:
             self.stdout.write(f"reviewer2 confirmed {confirmed} item(s), ready for a lead to report.")
-        calibrated = demo.calibration_seed(scanner)
+        calibrated = demo.calibration_seed(scanner, count=calibration)
         if calibrated:
             self.stdout.write(f"{calibrated} decided matches for the lead's Calibration page.")
