@@ -149,6 +149,10 @@ class Match(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # intake.quarantine: the items matched by one list entry; feedback exports by list.
+            models.Index(fields=["list_name", "list_entry_id"], name="match_list_entry"),
+        ]
 
     def short_label(self):
         """What a reviewer reads before any reveal: "NCMEC list · PDQ distance 4 · A1"."""

@@ -2,7 +2,8 @@
 type and match distance; precision with a Wilson score interval; and the distance where
 precision falls under the admin's target, as a suggested threshold.
 
-Each match (a sighting's match against a list entry) counts once, with its item's outcome:
+Each match (a sighting's match against a list entry) counts once, with its item's outcome
+(counted in the database, grouped by list, hash type and distance):
 confirmed or not apparent CSAM (by reason) when the item is decided, unsure while it waits
 for a lead after an escalation. Items not yet decided do not count. Precision is confirmed /
 (confirmed + not apparent CSAM); unsure matches are shown but not in it.
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q, Subquery
 
 from ..audit import audit_record
 from ..models import Decision, FeedbackPolicy, Item, Match
@@ -53,13 +54,13 @@ class Tally:
     not_csam: dict = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
     unsure: int = 0
 
-    def add(self, outcome: str, reason: str) -> None:
+    def add(self, outcome: str, reason: str, n: int = 1) -> None:
         if outcome == "confirmed":
-            self.confirmed += 1
+            self.confirmed += n
         elif outcome == "not_csam":
-            self.not_csam[reason if reason in self.not_csam else REASONS[-1]] += 1
+            self.not_csam[reason if reason in self.not_csam else REASONS[-1]] += n
         else:
-            self.unsure += 1
+            self.unsure += n
 
     @property
     def not_csam_total(self) -> int:
@@ -84,20 +85,20 @@ class Tally:
                 "precision_low": low_high[0] if low_high else None, "precision_high": low_high[1] if low_high else None}
 
 
-def _outcomes():
-    """(list, entry, hash type, distance, outcome, reason) for every match of a decided or
-    escalated-after-review item."""
+def _outcome_counts(*group_by):
+    """Counts of matches of decided (or escalated after a review) items, grouped in the database
+    by `group_by` and the outcome: (*group values, outcome, reason, count)."""
     standing = Decision.objects.filter(item=OuterRef("submission__item")).exclude(
         verdict=Decision.Verdict.ESCALATED).order_by("-decided_at", "-id")
     reviewed = Exists(Decision.objects.filter(item=OuterRef("submission__item")))
     rows = (Match.objects.filter(Q(submission__item__state=Item.State.DECIDED)
                                  | Q(reviewed, submission__item__state=Item.State.ESCALATED))
             .annotate(reason=Subquery(standing.values("reason")[:1]))
-            .values_list("list_name", "list_entry_id", "hash_type", "distance", "submission__item__state",
-                         "submission__item__verdict", "reason").order_by())
-    for list_name, entry, hash_type, distance, state, verdict, reason in rows.iterator(chunk_size=2000):
+            .values_list(*group_by, "submission__item__state", "submission__item__verdict", "reason")
+            .annotate(n=Count("id")).order_by())
+    for *values, state, verdict, reason, n in rows:
         outcome = verdict if state == Item.State.DECIDED and verdict else "unsure"
-        yield list_name, entry, hash_type, distance, outcome, reason or ""
+        yield (*values, outcome, reason or "", n)
 
 
 def suggested_threshold(buckets: list[dict], target: float) -> float | None:
@@ -115,10 +116,11 @@ def calibration() -> dict:
     policy = FeedbackPolicy.current()
     by_bucket = defaultdict(Tally)
     by_entry = defaultdict(Tally)
-    for list_name, entry, hash_type, distance, outcome, reason in _outcomes():
-        by_bucket[(list_name, hash_type, bucket_of(hash_type, distance))].add(outcome, reason)
+    for list_name, hash_type, distance, outcome, reason, n in _outcome_counts("list_name", "hash_type", "distance"):
+        by_bucket[(list_name, hash_type, bucket_of(hash_type, distance))].add(outcome, reason, n)
+    for list_name, entry, outcome, reason, n in _outcome_counts("list_name", "list_entry_id"):
         if entry:
-            by_entry[(list_name, entry)].add(outcome, reason)
+            by_entry[(list_name, entry)].add(outcome, reason, n)
     lists = defaultdict(dict)
     for (list_name, hash_type, bucket), tally in sorted(by_bucket.items(), key=_bucket_order):
         group = lists[list_name].setdefault(hash_type, {"hash_type": hash_type, "buckets": []})
