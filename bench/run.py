@@ -19,7 +19,8 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 
 from bench import stack
 
-BENCHMARKS = ["ingest", "derivatives", "claiming", "review_page", "audit_chain", "report_xml", "upload_rss", "video"]
+BENCHMARKS = ["ingest", "derivatives", "claiming", "review_page", "audit_chain", "report_xml", "upload_rss", "video",
+              "feedback"]
 
 
 def main() -> int:

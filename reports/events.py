@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .jobs import enqueue
-from .models import ListFeedback, Match, ReportFile, ScannerEvent, Submission
+from .models import ListFeedback, Match, ReportFile, Scanner, ScannerEvent, Submission
 
 T = ScannerEvent.Type
 STATUS = {T.QUEUED: "queued", T.CONFIRMED: "confirmed", T.NOT_CONFIRMED: "not_confirmed", T.REPORTED: "reported",
@@ -49,7 +49,8 @@ def submission_events(*, submissions, type: str, **extra) -> list[ScannerEvent]:
                                  body=event_body(event_id=event_id, type=type, at=now, data=data), created_at=now,
                                  retry_since=now))
     ScannerEvent.objects.bulk_create(rows)
-    for scanner_id in sorted({row.scanner_id for row in rows}):
+    pushed = Scanner.objects.filter(pk__in={row.scanner_id for row in rows}).exclude(callback_url="")
+    for scanner_id in sorted(pushed.values_list("pk", flat=True)):  # the others only pull
         transaction.on_commit(lambda s=scanner_id: enqueue("scanner_events_deliver_task", s))
     return rows
 

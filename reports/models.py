@@ -26,8 +26,8 @@ class Scanner(models.Model):
     # Standard Webhooks signing secret ("whsec_" + base64 key), shown once by `scanner_webhook`.
     # Kept readable because signing needs it; never logged. After a rotation the previous
     # secret also signs until webhook_secret_previous_until, so the receiver can switch over.
-    webhook_secret = models.CharField(max_length=100, blank=True)
-    webhook_secret_previous = models.CharField(max_length=100, blank=True)
+    webhook_secret = models.CharField(max_length=100, blank=True, db_default="")
+    webhook_secret_previous = models.CharField(max_length=100, blank=True, db_default="")
     webhook_secret_previous_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -83,6 +83,9 @@ class Item(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     # The standing verdict: the latest decision that is not an escalation.
     verdict = models.CharField(max_length=12, choices=Verdict.choices, blank=True, default="")
+    # ... and its reason category when not apparent CSAM (a copy of the standing decision's, so that
+    # calibration counts by reason with one GROUP BY).
+    verdict_reason = models.CharField(max_length=12, blank=True, default="", db_default="")
 
     created_at = models.DateTimeField(auto_now_add=True)
     queued_at = models.DateTimeField(null=True, blank=True)
@@ -91,7 +94,7 @@ class Item(models.Model):
     purged_at = models.DateTimeField(null=True, blank=True)
     # One of its matches is to a quarantined list entry: its priority was lowered by
     # intake.quarantine.PENALTY (so the claim order's index still serves), to be given back on lift.
-    quarantined = models.BooleanField(default=False)
+    quarantined = models.BooleanField(default=False, db_default=False)  # db_default: rows inserted by SQL (bench)
 
     class Meta:
         indexes = [

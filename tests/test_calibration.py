@@ -51,7 +51,7 @@ def make_decisions(reviewer):
             outcome, Item.State.DECIDED)
         item = Item.objects.create(sha256=f"{i:064x}", md5=f"{i:032x}", sha1=f"{i:040x}", mime_type="image/jpeg",
                                    size_bytes=10, width=1, height=1, original_blob=f"blob-{i}", state=state,
-                                   verdict=outcome if state == Item.State.DECIDED else "")
+                                   verdict=outcome if state == Item.State.DECIDED else "", verdict_reason=reason)
         submission = Submission.objects.create(scanner=scanner, external_id=f"cal/{i}", item=item,
                                                observed_at=timezone.now(), source_type="web_crawl")
         Match.objects.create(submission=submission, hash_type=hash_type, hash_value="ab" * 32, list_name=list_name,

@@ -40,6 +40,7 @@ def test_three_false_matches_quarantine_the_entry_and_demote_its_waiting_items(q
     waiting.refresh_from_db()
     assert waiting.quarantined and waiting.priority == -PENALTY and waiting.state == Item.State.QUEUED
     assert Item.objects.get(pk=other.pk).priority == 0
+    assert list(Item.objects.filter(verdict="not_csam").values_list("verdict_reason", flat=True)) == ["not_a_match"] * 3
     audit = AuditEvent.objects.get(action="entry.quarantined")
     assert audit.data == {"list": "NCMEC", "entry": "bad-1", "false_matches": 3, "after": 3}
     assert AuditEvent.objects.get(action="entry.items_demoted").data["items"] == 1

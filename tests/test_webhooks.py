@@ -30,7 +30,7 @@ pytestmark = pytest.mark.django_db
 def receiver():
     fake = Receiver()
     yield fake
-    fake.stop()
+    fake.stop()  # stopping twice is harmless
 
 
 @pytest.fixture
@@ -85,6 +85,8 @@ def test_no_event_names_the_reviewer_or_carries_media(api, crawler, receiver, re
     bodies = [r["body"] for r in receiver.received]
     assert [json.loads(b)["type"] for b in bodies] == ["submission.queued", "submission.confirmed", "submission.not_confirmed"]
     assert json.loads(bodies[2])["data"]["overturned"] is True
+    decision.item.refresh_from_db()
+    assert (decision.item.verdict, decision.item.verdict_reason) == ("not_csam", "benign")  # what calibration counts
     for body in bodies:
         text = body.decode()
         for identity in ("rita", "lena", "example.org", "reviewer", "A1", "adult model"):
@@ -251,3 +253,14 @@ def test_the_scanner_hears_reported_with_the_ncmec_report_id(
     assert last["type"] == "submission.reported"
     assert last["data"] == {"submission": str(submission.pk), "external_id": "hook/1", "item": submission.item.sha256,
                             "status": "reported", "report": str(report.ncmec_report_id)}
+
+
+def test_an_endpoint_that_does_not_answer_stops_the_run_and_the_rest_wait(api, crawler, receiver):
+    scanner, _ = crawler
+    queued(api, 1)
+    queued(api, 2)
+    receiver.stop()  # nothing listens on the port any more
+    assert deliver(scanner) == {"delivered": 0, "failed": 1, "dead": 0}
+    first, second = ScannerEvent.objects.order_by("id")
+    assert first.attempts == 1 and first.next_attempt_at and "Connection" in first.last_error
+    assert second.attempts == 0 and second.delivered_at is None  # not tried against a dead endpoint

@@ -27,32 +27,34 @@ def _entries_of(item_id: int) -> set[tuple[str, str]]:
                .values_list("list_name", "list_entry_id"))
 
 
-def _decided_items(list_name: str, entry: str):
-    return Item.objects.filter(state=Item.State.DECIDED, submissions__matches__list_name=list_name,
-                               submissions__matches__list_entry_id=entry).distinct()
+def _decided_items(list_name: str, entry: str, also: int | None = None):
+    """Decided items matched by the entry (and `also`, an item being decided right now)."""
+    matched = Match.objects.filter(list_name=list_name, list_entry_id=entry).values("submission__item_id")
+    return Item.objects.filter(Q(state=Item.State.DECIDED) | Q(pk=also or 0), pk__in=matched)
 
 
-def false_matches(list_name: str, entry: str) -> int:
+def false_matches(list_name: str, entry: str, also: int | None = None) -> int:
     """Not apparent CSAM verdicts standing on the entry's matches since its last lift."""
     last_lift = (EntryQuarantine.objects.filter(list_name=list_name, list_entry_id=entry, lifted_at__isnull=False)
                  .order_by("-lifted_at").values_list("lifted_at", flat=True).first())
-    false = _decided_items(list_name, entry).filter(verdict=Item.Verdict.NOT_CSAM)
+    false = _decided_items(list_name, entry, also).filter(verdict=Item.Verdict.NOT_CSAM)
     return false.filter(decided_at__gt=last_lift).count() if last_lift else false.count()
 
 
 def entries_review(*, item_id: int) -> list[EntryQuarantine]:
-    """After an item's verdict stands (the caller holds its transaction): quarantine each of
+    """After an item's verdict stands (the caller holds its transaction and has set the item's
+    verdict; its state may still be `claimed`, so it is counted by id): quarantine each of
     its list entries that now has K false matches since its last lift and no confirmation.
-    Waiting items are demoted by a task when the transaction commits (not here: the audit head
-    is already locked, and other items' rows come before it in the lock order); nothing here
-    updates an existing row, for the same reason. Audited: entry.quarantined."""
+    Waiting items are demoted by a task when the transaction commits, not here: other deciders
+    hold other items' rows in their own transactions, and taking those here could wait in a
+    circle; nothing here updates an existing row, for the same reason. Audited: entry.quarantined."""
     made = []
     k = FeedbackPolicy.current().quarantine_after
     for list_name, entry in sorted(_entries_of(item_id)):
         if EntryQuarantine.objects.filter(list_name=list_name, list_entry_id=entry, lifted_at__isnull=True).exists():
             continue
-        false = false_matches(list_name, entry)
-        if false < k or _decided_items(list_name, entry).filter(verdict=Item.Verdict.CONFIRMED).exists():
+        false = false_matches(list_name, entry, also=item_id)
+        if false < k or _decided_items(list_name, entry, also=item_id).filter(verdict=Item.Verdict.CONFIRMED).exists():
             continue
         try:
             with transaction.atomic():  # a concurrent verdict may have made it: one active row per entry

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, OuterRef, Q
 
 from ..audit import audit_record
 from ..models import Decision, FeedbackPolicy, Item, Match
@@ -88,13 +88,11 @@ class Tally:
 def _outcome_counts(*group_by):
     """Counts of matches of decided (or escalated after a review) items, grouped in the database
     by `group_by` and the outcome: (*group values, outcome, reason, count)."""
-    standing = Decision.objects.filter(item=OuterRef("submission__item")).exclude(
-        verdict=Decision.Verdict.ESCALATED).order_by("-decided_at", "-id")
     reviewed = Exists(Decision.objects.filter(item=OuterRef("submission__item")))
     rows = (Match.objects.filter(Q(submission__item__state=Item.State.DECIDED)
                                  | Q(reviewed, submission__item__state=Item.State.ESCALATED))
-            .annotate(reason=Subquery(standing.values("reason")[:1]))
-            .values_list(*group_by, "submission__item__state", "submission__item__verdict", "reason")
+            .values_list(*group_by, "submission__item__state", "submission__item__verdict",
+                         "submission__item__verdict_reason")
             .annotate(n=Count("id")).order_by())
     for *values, state, verdict, reason, n in rows:
         outcome = verdict if state == Item.State.DECIDED and verdict else "unsure"

@@ -38,13 +38,13 @@ def decision_overturn(*, lead, item: Item, verdict: str, classification: str = "
         decision = decision_create(item=item, user=lead, stage=Claim.Stage.LEAD, verdict=verdict,
                                    classification=classification, reason=reason, note=note, viewed=viewed,
                                    supersedes=standing, now=now)
-        Item.objects.filter(pk=item.pk).update(verdict=verdict, decided_at=now)
+        Item.objects.filter(pk=item.pk).update(verdict=verdict, verdict_reason=decision.reason, decided_at=now)
+        verdict_events(item_id=item.pk, decision=decision, overturned=True)
+        entries_review(item_id=item.pk)
         audit_record(actor=lead, action="decision.overturned", subject=decision, item_id=item.pk,
                      data={"supersedes": standing.pk,
                            "old": {"verdict": standing.verdict, "classification": standing.classification,
                                    "reason": standing.reason},
                            "new": {"verdict": verdict, "classification": decision.classification, "reason": decision.reason},
                            "note": decision.note})
-        verdict_events(item_id=item.pk, decision=decision, overturned=True)
-        entries_review(item_id=item.pk)
     return decision

@@ -137,14 +137,14 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
                                    viewed=viewed, started_at=claim.started_at, now=now)
         state = _next_state(claim, verdict)
         _item_settle(claim.item, decision, state, now)
+        if state == Item.State.DECIDED:  # before the audit head is locked: no decision waits on this work
+            verdict_events(item_id=claim.item_id, decision=decision)
+            entries_review(item_id=claim.item_id)
         audit_record(actor=user, action="decision.recorded", subject=decision, item_id=claim.item_id,
                      data={"verdict": verdict, "classification": decision.classification, "reason": decision.reason,
                            "annotations": decision.annotations, "viewed_unblurred": viewed, "stage": claim.stage,
                            "item_state": state})
         claim_end(claim=claim, end=Claim.End.DECIDED, item_state=state)
-        if state == Item.State.DECIDED:
-            verdict_events(item_id=claim.item_id, decision=decision)
-            entries_review(item_id=claim.item_id)
         exposure_add(user, items=1)
     return decision
 
@@ -153,7 +153,7 @@ def _item_settle(item: Item, decision: Decision, state: str, now) -> None:
     """The verdict and times that go with the new state (claim_end moves the state)."""
     fields = {}
     if decision.verdict != Decision.Verdict.ESCALATED:
-        fields.update(verdict=decision.verdict, decided_at=now)
+        fields.update(verdict=decision.verdict, verdict_reason=decision.reason, decided_at=now)
     if state in (Item.State.QA, Item.State.ESCALATED):
         fields["queued_at"] = now  # waits in its next queue from now
     if fields:

@@ -60,5 +60,7 @@ class Receiver:
         return [json.loads(r["body"]) for r in self.received]
 
     def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
