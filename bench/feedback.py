@@ -21,6 +21,8 @@ from . import stack
 
 
 class _Sink(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # a kept-alive connection, as a real endpoint would offer
+
     def do_POST(self):
         self.rfile.read(int(self.headers.get("content-length") or 0))
         self.send_response(204)

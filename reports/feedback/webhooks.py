@@ -113,18 +113,21 @@ class Poster:
         headers = {"content-type": "application/json", "user-agent": "tsreview-webhooks/1",
                    "webhook-id": event.event_id, "webhook-timestamp": str(timestamp),
                    "webhook-signature": signature_header(scanner, event.event_id, timestamp, event.body)}
-        try:
-            if self.conn is None:
-                self.conn = self._connect()
-            self.conn.request("POST", self.path, body=event.body.encode(), headers=headers)
-            response = self.conn.getresponse()
-            response.read(64 * 1024)
-            if response.will_close:
+        for reused in (self.conn is not None, False):
+            try:
+                if self.conn is None:
+                    self.conn = self._connect()
+                self.conn.request("POST", self.path, body=event.body.encode(), headers=headers)
+                response = self.conn.getresponse()
+                response.read(64 * 1024)
+                if response.will_close:
+                    self.close()
+                return "" if 200 <= response.status < 300 else f"HTTP {response.status}"
+            except (OSError, ValueError, http.client.HTTPException) as exc:
                 self.close()
-            return "" if 200 <= response.status < 300 else f"HTTP {response.status}"
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            self.close()
-            return f"{exc.__class__.__name__}: {exc}"[:400]
+                if not reused:  # a kept-alive connection the server had closed gets one fresh try
+                    return f"{exc.__class__.__name__}: {exc}"[:400]
+        return "unreachable"
 
     def close(self):
         if self.conn is not None:
