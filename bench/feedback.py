@@ -121,7 +121,7 @@ def decisions(n: int) -> dict:
     with_hooks = run(n)
     saved = review_decisions.verdict_events, review_decisions.entries_review
     review_decisions.verdict_events = lambda **kwargs: None
-    review_decisions.entries_review = lambda **kwargs: []
+    review_decisions.entries_review = lambda **kwargs: []  # noqa: ARG005
     try:
         without = run(n)
     finally:

@@ -11,7 +11,7 @@ verdict that tips an entry over) use it.
 """
 
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from ..audit import audit_record
@@ -41,33 +41,51 @@ def false_matches(list_name: str, entry: str, also: int | None = None) -> int:
     return false.filter(decided_at__gt=last_lift).count() if last_lift else false.count()
 
 
-def entries_review(*, item_id: int) -> list[EntryQuarantine]:
+def entries_review(*, item_id: int, verdict: str) -> list[EntryQuarantine]:
     """After an item's verdict stands (the caller holds its transaction and has set the item's
     verdict; its state may still be `claimed`, so it is counted by id): quarantine each of
     its list entries that now has K false matches since its last lift and no confirmation.
     Waiting items are demoted by a task when the transaction commits, not here: other deciders
     hold other items' rows in their own transactions, and taking those here could wait in a
     circle; nothing here updates an existing row, for the same reason. Audited: entry.quarantined."""
-    made = []
+    if verdict != Item.Verdict.NOT_CSAM:
+        return []  # only a false match can tip an entry over
+    entries = _entries_of(item_id)
+    if not entries:
+        return []
     k = FeedbackPolicy.current().quarantine_after
-    for list_name, entry in sorted(_entries_of(item_id)):
-        if EntryQuarantine.objects.filter(list_name=list_name, list_entry_id=entry, lifted_at__isnull=True).exists():
-            continue
-        false = false_matches(list_name, entry, also=item_id)
-        if false < k or _decided_items(list_name, entry, also=item_id).filter(verdict=Item.Verdict.CONFIRMED).exists():
-            continue
-        try:
-            with transaction.atomic():  # a concurrent verdict may have made it: one active row per entry
-                quarantine = EntryQuarantine.objects.create(list_name=list_name, list_entry_id=entry,
-                                                            false_matches=false, quarantined_at=timezone.now())
-        except IntegrityError:
-            continue
-        if quarantine:
-            audit_record(actor=None, action="entry.quarantined", subject=quarantine, item_id=item_id,
-                         data={"list": list_name, "entry": entry, "false_matches": false, "after": k})
-            transaction.on_commit(lambda q=quarantine.pk: enqueue("entry_quarantine_apply_task", q))
-            made.append(quarantine)
+    condition = Q()
+    for list_name, entry in entries:
+        condition |= Q(list_name=list_name, list_entry_id=entry)
+    active, last_lift = set(), {}
+    for q in EntryQuarantine.objects.filter(condition).only("list_name", "list_entry_id", "lifted_at"):
+        key = (q.list_name, q.list_entry_id)
+        if q.lifted_at is None:
+            active.add(key)
+        else:
+            last_lift[key] = max(last_lift.get(key, q.lifted_at), q.lifted_at)
+    made = []
+    for list_name, entry in sorted(entries - active):
+        since = last_lift.get((list_name, entry))
+        false_filter = Q(verdict=Item.Verdict.NOT_CSAM) & (Q(decided_at__gt=since) if since else Q())
+        counts = _decided_items(list_name, entry, also=item_id).aggregate(
+            false=Count("pk", filter=false_filter), confirmed=Count("pk", filter=Q(verdict=Item.Verdict.CONFIRMED)))
+        if counts["false"] >= k and not counts["confirmed"]:
+            made += _quarantine(list_name, entry, counts["false"], k, item_id)
     return made
+
+
+def _quarantine(list_name: str, entry: str, false: int, k: int, item_id: int) -> list[EntryQuarantine]:
+    try:
+        with transaction.atomic():  # a concurrent verdict may have made it: one active row per entry
+            quarantine = EntryQuarantine.objects.create(list_name=list_name, list_entry_id=entry,
+                                                        false_matches=false, quarantined_at=timezone.now())
+    except IntegrityError:
+        return []
+    audit_record(actor=None, action="entry.quarantined", subject=quarantine, item_id=item_id,
+                 data={"list": list_name, "entry": entry, "false_matches": false, "after": k})
+    transaction.on_commit(lambda q=quarantine.pk: enqueue("entry_quarantine_apply_task", q))
+    return [quarantine]
 
 
 def _waiting_with(list_name: str, entry: str):

@@ -40,7 +40,7 @@ def decision_overturn(*, lead, item: Item, verdict: str, classification: str = "
                                    supersedes=standing, now=now)
         Item.objects.filter(pk=item.pk).update(verdict=verdict, verdict_reason=decision.reason, decided_at=now)
         verdict_events(item_id=item.pk, decision=decision, overturned=True)
-        entries_review(item_id=item.pk)
+        entries_review(item_id=item.pk, verdict=decision.verdict)
         audit_record(actor=lead, action="decision.overturned", subject=decision, item_id=item.pk,
                      data={"supersedes": standing.pk,
                            "old": {"verdict": standing.verdict, "classification": standing.classification,

@@ -139,7 +139,7 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
         _item_settle(claim.item, decision, state, now)
         if state == Item.State.DECIDED:  # before the audit head is locked: no decision waits on this work
             verdict_events(item_id=claim.item_id, decision=decision)
-            entries_review(item_id=claim.item_id)
+            entries_review(item_id=claim.item_id, verdict=decision.verdict)
         audit_record(actor=user, action="decision.recorded", subject=decision, item_id=claim.item_id,
                      data={"verdict": verdict, "classification": decision.classification, "reason": decision.reason,
                            "annotations": decision.annotations, "viewed_unblurred": viewed, "stage": claim.stage,
