@@ -116,16 +116,19 @@ def decisions(n: int) -> dict:
                 t = time.perf_counter()
                 review_decisions.decision_record(user=user, claim=claim, verdict="not_csam", reason="benign")
                 times.append(time.perf_counter() - t)
-        return statistics.median(times) * 1000
+        return times
 
-    with_hooks = run(n)
     saved = review_decisions.verdict_events, review_decisions.entries_review
-    review_decisions.verdict_events = lambda **kwargs: None
-    review_decisions.entries_review = lambda **kwargs: []  # noqa: ARG005
-    try:
-        without = run(n)
-    finally:
-        review_decisions.verdict_events, review_decisions.entries_review = saved
+    hooked, bare = [], []
+    for _ in range(4):  # alternating blocks, so that a change in the machine's load falls on both
+        hooked += run(n // 4)
+        review_decisions.verdict_events = lambda **kwargs: None  # noqa: ARG005
+        review_decisions.entries_review = lambda **kwargs: []  # noqa: ARG005
+        try:
+            bare += run(n // 4)
+        finally:
+            review_decisions.verdict_events, review_decisions.entries_review = saved
+    with_hooks, without = statistics.median(hooked) * 1000, statistics.median(bare) * 1000
     stack.say(f"decisions: decision_record median {with_hooks:.1f} ms with the hooks, {without:.1f} ms without "
               f"({n} each, not apparent CSAM, 50 list entries)")
     return {"decisions": n, "median_ms_with_hooks": round(with_hooks, 2), "median_ms_without": round(without, 2)}
