@@ -72,7 +72,7 @@ def webhooks(n: int) -> dict:
     hooks.scanner_webhook_configure(actor=None, scanner=scanner, rotate=True)
     _submissions(_items(n, "a", "queued"), scanner, "hook",
                  lambda i: {"hash_type": "pdq", "hash_value": "f" * 64, "list_name": "NCMEC", "list_entry_id": str(i)})
-    subs = list(Submission.objects.filter(scanner=scanner).select_related("item"))
+    subs = list(Submission.objects.filter(scanner=scanner).select_related("item", "scanner"))
     t = time.perf_counter()
     with transaction.atomic():
         events.submission_events(submissions=subs, type="submission.queued")

@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .jobs import enqueue
-from .models import ListFeedback, Match, ReportFile, Scanner, ScannerEvent, Submission
+from .models import ListFeedback, Match, ReportFile, ScannerEvent, Submission
 
 T = ScannerEvent.Type
 STATUS = {T.QUEUED: "queued", T.CONFIRMED: "confirmed", T.NOT_CONFIRMED: "not_confirmed", T.REPORTED: "reported",
@@ -49,15 +49,15 @@ def submission_events(*, submissions, type: str, **extra) -> list[ScannerEvent]:
                                  body=event_body(event_id=event_id, type=type, at=now, data=data), created_at=now,
                                  retry_since=now))
     ScannerEvent.objects.bulk_create(rows)
-    pushed = Scanner.objects.filter(pk__in={row.scanner_id for row in rows}).exclude(callback_url="")
-    for scanner_id in sorted(pushed.values_list("pk", flat=True)):  # the others only pull
+    pushed = {s.scanner_id for s in submissions if s.scanner.callback_url}  # the others only pull
+    for scanner_id in sorted(pushed):
         transaction.on_commit(lambda s=scanner_id: enqueue("scanner_events_deliver_task", s))
     return rows
 
 
 def item_events(*, item_id: int, type: str, **extra) -> list[ScannerEvent]:
     """An event to every submission (sighting) of an item, oldest first."""
-    submissions = Submission.objects.filter(item_id=item_id).select_related("item").order_by("created_at", "pk")
+    submissions = Submission.objects.filter(item_id=item_id).select_related("item", "scanner").order_by("created_at", "pk")
     return submission_events(submissions=submissions, type=type, **extra)
 
 
@@ -65,7 +65,8 @@ def report_events(report, /, *, type: str, **extra) -> list[ScannerEvent]:
     """An event to every submission of the items a report holds (the API's status of a
     sighting follows its item's report)."""
     items = ReportFile.objects.filter(report=report).values("item_id")
-    submissions = Submission.objects.filter(item_id__in=items).select_related("item").order_by("created_at", "pk")
+    submissions = (Submission.objects.filter(item_id__in=items).select_related("item", "scanner")
+                   .order_by("created_at", "pk"))
     return submission_events(submissions=submissions, type=type, **extra)
 
 
