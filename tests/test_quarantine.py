@@ -5,8 +5,10 @@ a lead lifts it. Audited throughout."""
 import pytest
 from django.test import override_settings
 
+from devtools.synthetic import synthetic_image
 from reports.intake.quarantine import PENALTY
-from reports.models import AuditEvent, EntryQuarantine, FeedbackPolicy, Item
+from reports.intake.submission import submission_push
+from reports.models import AuditEvent, EntryQuarantine, FeedbackPolicy, Item, Scanner
 from reports.review import queue
 
 from .factories import decide_next, make_item, make_metadata
@@ -110,3 +112,21 @@ def test_an_entry_with_a_confirmation_is_never_quarantined(reviewer, django_capt
             decide_next(reviewer, "not_csam", reason="adult")
     assert not EntryQuarantine.objects.exists()
     assert not AuditEvent.objects.filter(action="entry.quarantined").exists()
+
+
+def test_a_new_sighting_of_a_waiting_item_with_a_quarantined_entry_is_demoted(reviewer, django_capture_on_commit_callbacks):
+    waiting = make_item(9)  # matched by the default list entry, not by bad-1
+    for seed in (1, 2, 3):
+        entry_item(seed, "bad-1")
+    with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0), django_capture_on_commit_callbacks(execute=True):
+        for _ in range(3):
+            Item.objects.filter(pk=waiting.pk).update(priority=-1)  # decided last
+            decide_next(reviewer, "not_csam", reason="not_a_match")
+    waiting.refresh_from_db()
+    assert waiting.state == Item.State.QUEUED and not waiting.quarantined
+    match = {"hash_type": "pdq", "hash_value": "f8" * 32, "list": "NCMEC", "list_entry_id": "bad-1", "distance": 20}
+    submission_push(scanner=Scanner.objects.get(name="fixture-scanner"), document=make_metadata("q/again", matches=[match]),
+                    data=synthetic_image(9, size=(320, 240)), claimed_type="image/jpeg")  # make_item's bytes
+    waiting.refresh_from_db()
+    assert waiting.quarantined and waiting.priority == -1 - PENALTY
+    assert waiting.submissions.count() == 2

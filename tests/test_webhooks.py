@@ -264,3 +264,19 @@ def test_an_endpoint_that_does_not_answer_stops_the_run_and_the_rest_wait(api, c
     first, second = ScannerEvent.objects.order_by("id")
     assert first.attempts == 1 and first.next_attempt_at and "Connection" in first.last_error
     assert second.attempts == 0 and second.delivered_at is None  # not tried against a dead endpoint
+
+
+def test_a_new_sighting_of_a_known_item_hears_where_the_item_is(api, crawler, receiver, reviewer):
+    first = queued(api, 1)
+    again = push(api, metadata=make_metadata("hook/again"), seed=1).json()  # the same bytes, waiting
+    assert again["duplicate"] is True
+    decide(reviewer, "not_csam", reason="unreadable")
+    late = push(api, metadata=make_metadata("hook/late"), seed=1).json()  # the same bytes, decided
+    deliver(crawler[0])
+    got = {}
+    for e in receiver.events():  # in order per submission (across submissions no order is promised)
+        got.setdefault(e["data"]["external_id"], []).append((e["type"], e["data"].get("reason")))
+    assert got == {"hook/1": [("submission.queued", None), ("submission.not_confirmed", "unreadable")],
+                   "hook/again": [("submission.queued", None), ("submission.not_confirmed", "unreadable")],
+                   "hook/late": [("submission.not_confirmed", "unreadable")]}
+    assert {e["data"]["item"] for e in receiver.events()} == {first.item.sha256} and late["status"] == "not_confirmed"

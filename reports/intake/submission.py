@@ -7,10 +7,12 @@ from django.db import IntegrityError, transaction
 
 from ..audit import audit_record
 from ..errors import Refused
+from ..events import submission_events
 from ..jobs import enqueue
-from ..models import Item, Match, Scanner, Submission
+from ..models import Item, Match, Scanner, ScannerEvent, Submission
 from .media import ImageFacts, MediaRejected, image_inspect
 from .provenance import MetadataInput, flatten_errors, provenance_merge, to_json
+from .quarantine import item_demote_if_quarantined
 from .storage import media_store
 from .upload import StoredUpload
 from .video import is_video, video_inspect, video_inspect_file
@@ -103,6 +105,8 @@ def submission_create(*, scanner: Scanner, metadata: dict, data: bytes | None, f
             if restored:
                 _item_restore(scanner, item, blob)
             submission = _submission_insert(scanner, metadata, item, duplicate=not item_created)
+            if not item_created and not restored:
+                _sighting_told(item, submission)
             if item_created:
                 audit_record(actor=scanner, action="item.created", subject=item, item_id=item.pk,
                              data={"mime_type": item.mime_type, "size_bytes": item.size_bytes})
@@ -123,6 +127,20 @@ def submission_create(*, scanner: Scanner, metadata: dict, data: bytes | None, f
     if not item_created and not restored:
         media_store().delete(blob)  # another push stored the same bytes first
     return IntakeResult(submission, created=True)
+
+
+def _sighting_told(item: Item, submission: Submission) -> None:
+    """A new sighting of a known item: its scanner hears where the item already is (queued, or
+    its standing verdict), and it waits below others if it matches a quarantined entry. The
+    item is locked (by _item_get_or_create)."""
+    if item.state == Item.State.QUEUED:
+        submission_events(submissions=[submission], type=ScannerEvent.Type.QUEUED)
+    elif item.state == Item.State.DECIDED and item.verdict == Item.Verdict.CONFIRMED:
+        submission_events(submissions=[submission], type=ScannerEvent.Type.CONFIRMED)
+    elif item.state == Item.State.DECIDED and item.verdict == Item.Verdict.NOT_CSAM:
+        submission_events(submissions=[submission], type=ScannerEvent.Type.NOT_CONFIRMED, reason=item.verdict_reason)
+    if item.state not in (Item.State.NEW, Item.State.DECIDED):
+        item_demote_if_quarantined(item)
 
 
 def _item_restore(scanner: Scanner, item: Item, blob: str) -> None:
