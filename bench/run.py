@@ -20,7 +20,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != 
 from bench import stack
 
 BENCHMARKS = ["ingest", "derivatives", "claiming", "review_page", "audit_chain", "report_xml", "upload_rss", "video",
-              "clusters", "soak"]
+              "clusters", "soak", "feedback"]
 
 
 def main() -> int:

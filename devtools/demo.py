@@ -12,9 +12,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from reports.api.auth import token_hash, token_new
+from reports.feedback.webhooks import scanner_webhook_configure
 from reports.intake.routing import item_urgent_set
 from reports.intake.submission import submission_push
-from reports.models import Claim, Decision, Item, ReviewQueue, Role, Scanner
+from reports.models import Claim, Decision, Item, ReviewQueue, Role, Scanner, Submission
 from reports.review import decisions, queue, reveal
 
 from .synthetic import synthetic_gif, synthetic_image, synthetic_variant, synthetic_video
@@ -165,3 +166,51 @@ def _confirm(user, claim) -> None:
     _, _, view = reveal.original_fetch(user=user, item=claim.item, claim=claim, mode="hold")
     reveal.view_seconds_record(view=view, seconds=2.0, painted=True)
     decisions.decision_record(user=user, claim=claim, verdict="confirmed", classification="A1")
+
+
+# --- Closing the loop: the webhook receiver and decisions for the calibration page ---------------
+
+def webhook_configure(scanner: Scanner, url: str) -> str:
+    """Point the demo scanner's events at the demo receiver; returns its new signing secret."""
+    return scanner_webhook_configure(actor=None, scanner=scanner, url=url, rotate=True)
+
+
+# (distance, entry, verdict or reason): confirmations thin out with distance; entry 99907 is a
+# bad entry (three false matches and no confirmation: it ends up quarantined).
+CALIBRATION = ([(d, f"9990{d % 3}", "confirmed") for d in range(0, 8)] * 2
+               + [(8, "99903", "confirmed"), (9, "99903", "benign"), (10, "99904", "confirmed"), (11, "99904", "confirmed"),
+                  (12, "99905", "adult"), (13, "99905", "confirmed"), (14, "99906", "not_a_match"), (15, "99906", "confirmed")]
+               + [(17, "99907", "not_a_match"), (19, "99907", "not_a_match"), (21, "99907", "benign"),
+                  (18, "99908", "confirmed"), (22, "99908", "not_a_match"), (23, "99908", "unreadable")])
+
+
+def calibration_seed(scanner: Scanner, *, count: int = len(CALIBRATION)) -> int:
+    """Decided matches for the calibration page, made through the real path: pushed, claimed,
+    (revealed,) decided by reviewer2 (a QA sample is decided the same way by reviewer)."""
+    if count <= 0 or Submission.objects.filter(external_id__startswith="demo-cal/").exists():
+        return 0
+    User = get_user_model()
+    first, second = User.objects.get(username="reviewer2"), User.objects.get(username="reviewer")
+    answers = {}
+    for n, (distance, entry, answer) in enumerate(CALIBRATION[:count]):
+        data = synthetic_image(500 + n, size=(320, 240), text=f"CALIBRATION {n}")
+        document = demo_metadata(n, sha256(data).hexdigest())
+        document["external_id"] = f"demo-cal/{n}"
+        document["matches"] = [{"hash_type": "pdq", "hash_value": secrets.token_hex(32), "list": "NCMEC",
+                                "list_entry_id": entry, "distance": distance, "threshold": 31, "label": "A1"}]
+        item_id = submission_push(scanner=scanner, document=document, data=data, claimed_type="image/jpeg").submission.item_id
+        Item.objects.filter(pk=item_id).update(priority=500)  # decided now, before the demo queue
+        answers[item_id] = answer
+    for user, stage in ((first, Claim.Stage.REVIEW), (second, Claim.Stage.QA)):
+        while (claim := queue.item_claim(user=user, stages=(stage,))) and claim.item_id in answers:
+            _decide(user, claim, answers[claim.item_id])
+        if claim:
+            queue.claim_skip(claim=claim)
+    return len(answers)
+
+
+def _decide(user, claim, answer) -> None:
+    if answer == "confirmed":
+        _confirm(user, claim)
+    else:
+        decisions.decision_record(user=user, claim=claim, verdict="not_csam", reason=answer)

@@ -6,7 +6,7 @@ from functools import wraps
 
 from django.http import Http404
 
-from .models import Claim, Hold, Item, Report, ReportFile, Role, Submission, ViewEvent, ViewTask
+from .models import Claim, EntryQuarantine, Hold, Item, Report, ReportFile, Role, Submission, VendorNotice, ViewEvent, ViewTask
 
 
 def user_roles(user) -> set[str]:
@@ -109,3 +109,11 @@ def report_file_for_lead(pk) -> ReportFile:
 
 def hold_for_lead(pk) -> Hold:
     return _get(Hold.objects, pk=pk)
+
+
+def quarantine_for_lead(pk) -> EntryQuarantine:
+    return _get(EntryQuarantine.objects, pk=pk)
+
+
+def notice_for_lead(pk) -> VendorNotice:
+    return _get(VendorNotice.objects, pk=pk)

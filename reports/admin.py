@@ -13,7 +13,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from .audit import audit_record
 from .intake.provenance import SOURCE_TYPES
 from .jobs import enqueue
-from .models import AuditEvent, PriorityPolicy, ReviewQueue, Scanner, WellnessPolicy
+from .models import AuditEvent, FeedbackPolicy, PriorityPolicy, ReviewQueue, Scanner, WellnessPolicy
 
 SECRET_FIELDS = {"password", "key", "token_hash"}
 
@@ -176,3 +176,14 @@ for model, audited in ((get_user_model(), AuditedUserAdmin),
     if admin.site.is_registered(model):
         admin.site.unregister(model)
     admin.site.register(model, audited)
+
+
+@admin.register(FeedbackPolicy)
+class FeedbackPolicyAdmin(AuditedAdmin):
+    list_display = ["target_precision", "entry_min_decisions", "quarantine_after"]
+
+    def has_add_permission(self, request):
+        return not FeedbackPolicy.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -4,6 +4,7 @@ import uuid
 from functools import partial
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -23,6 +24,12 @@ class Scanner(models.Model):
     token_prefix = models.CharField(max_length=12, help_text="The token's first characters, to tell tokens apart.")
     is_active = models.BooleanField(default=True)
     callback_url = models.URLField(blank=True)
+    # Standard Webhooks signing secret ("whsec_" + base64 key), shown once by `scanner_webhook`.
+    # Kept readable because signing needs it; never logged. After a rotation the previous
+    # secret also signs until webhook_secret_previous_until, so the receiver can switch over.
+    webhook_secret = models.CharField(max_length=100, blank=True, db_default="")
+    webhook_secret_previous = models.CharField(max_length=100, blank=True, db_default="")
+    webhook_secret_previous_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     # Lets DRF (throttling, request.user) treat an authenticated scanner as a principal.
@@ -115,6 +122,9 @@ class Item(models.Model):
     lease_until = models.DateTimeField(null=True, blank=True)
     # The standing verdict: the latest decision that is not an escalation.
     verdict = models.CharField(max_length=12, choices=Verdict.choices, blank=True, default="")
+    # ... and its reason category when not apparent CSAM (a copy of the standing decision's, so that
+    # calibration counts by reason with one GROUP BY).
+    verdict_reason = models.CharField(max_length=12, blank=True, default="", db_default="")
 
     # Near-duplicates (review/clusters.py): the representative this item waits with (state
     # clustered), or was decided with; and the PDQ distance to it.
@@ -126,6 +136,9 @@ class Item(models.Model):
     decided_at = models.DateTimeField(null=True, blank=True)
     # Set when retention or a law-enforcement request destroyed the media; the row stays.
     purged_at = models.DateTimeField(null=True, blank=True)
+    # One of its matches is to a quarantined list entry: its priority was lowered by
+    # intake.quarantine.PENALTY (so the claim order's index still serves), to be given back on lift.
+    quarantined = models.BooleanField(default=False, db_default=False)  # db_default: rows inserted by SQL (bench)
 
     class Meta:
         indexes = [
@@ -194,6 +207,10 @@ class Match(models.Model):
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            # intake.quarantine: the items matched by one list entry; feedback exports by list.
+            models.Index(fields=["list_name", "list_entry_id"], name="match_list_entry"),
+        ]
 
     def short_label(self):
         """What a reviewer reads before any reveal: "NCMEC list · PDQ distance 4 · A1"."""
@@ -438,6 +455,24 @@ class WellnessPolicy(models.Model):
 
     class Meta:
         verbose_name_plural = "wellness policy"
+
+    @classmethod
+    def current(cls):
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class FeedbackPolicy(models.Model):
+    """What an admin sets for calibration and quarantine of list entries (a single row)."""
+
+    target_precision = models.FloatField(default=0.95, validators=[MinValueValidator(0.01), MaxValueValidator(1.0)], help_text="Calibration suggests a threshold where the share of "
+                                         "matches confirmed falls under this (0 to 1).")
+    entry_min_decisions = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)], help_text="A list entry gets its own calibration row "
+                                                      "from this many decided matches.")
+    quarantine_after = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)], help_text="Quarantine a list entry after this many not "
+                                                   "apparent CSAM verdicts with no confirmation.")
+
+    class Meta:
+        verbose_name_plural = "feedback policy"
 
     @classmethod
     def current(cls):
@@ -697,3 +732,136 @@ class Hold(models.Model):
             # reporting.retention_purge: is an item under an active hold?
             models.Index(fields=["item", "until"], condition=Q(released_at__isnull=True), name="hold_active"),
         ]
+
+
+class ScannerEvent(models.Model):
+    """The outbox: one state change a scanner cares about, written in the transaction that made
+    it, delivered at least once (signed POST to the callback URL) and readable by pull.
+
+    Never media and never a reviewer's identity: `body` holds only what events.py puts there."""
+
+    class Type(models.TextChoices):
+        QUEUED = "submission.queued"
+        CONFIRMED = "submission.confirmed"
+        NOT_CONFIRMED = "submission.not_confirmed"
+        REPORTED = "submission.reported"
+        RETRACTED = "submission.retracted"
+
+    # The stable id a receiver deduplicates on (webhook-id); the same on every attempt.
+    event_id = models.CharField(max_length=40, unique=True)
+    scanner = models.ForeignKey(Scanner, on_delete=models.PROTECT, related_name="events")
+    submission = models.ForeignKey(Submission, on_delete=models.PROTECT, related_name="events")
+    type = models.CharField(max_length=40, choices=Type.choices)
+    # The exact bytes that are signed and sent, on every attempt and in the pull API.
+    body = models.TextField()
+    created_at = models.DateTimeField()
+    # Retries stop this long after this time (creation, or a lead's replay).
+    retry_since = models.DateTimeField()
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    # Retries ran out: on the dead-letter list until a lead replays it.
+    dead_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # events_pull: a scanner's events after a cursor.
+            models.Index(fields=["scanner", "id"], name="event_scanner_seq"),
+            # events_due: undelivered, living events by scanner.
+            models.Index(fields=["scanner", "next_attempt_at"], condition=Q(delivered_at__isnull=True, dead_at__isnull=True),
+                         name="event_pending"),
+            # _blocked: an earlier undelivered event of the same submission keeps the order.
+            models.Index(fields=["submission", "id"], condition=Q(delivered_at__isnull=True), name="event_submission_open"),
+            # dead_letters: the lead's list.
+            models.Index(fields=["dead_at"], condition=Q(dead_at__isnull=False), name="event_dead"),
+        ]
+
+
+class EntryQuarantine(models.Model):
+    """A list entry that over-matches: K not apparent CSAM verdicts and no confirmation. Its
+    next matches are still queued, labelled and ordered below others, until a lead lifts it."""
+
+    list_name = models.CharField(max_length=100)
+    list_entry_id = models.CharField(max_length=200)
+    # Not apparent CSAM verdicts on its matches since the last lift (kept current).
+    false_matches = models.PositiveIntegerField()
+    quarantined_at = models.DateTimeField()
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    lift_reason = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["list_name", "list_entry_id"], condition=Q(lifted_at__isnull=True),
+                                    name="one_active_quarantine_per_entry"),
+        ]
+
+
+class ListFeedback(models.Model):
+    """A verdict told to a hash-sharing list's owner (NCMEC's hash sharing): agree on a
+    confirmation, disagree with a reason on not apparent CSAM. Written with the verdict (the
+    outbox pattern), sent by a task; at most once per entry, fingerprint and verdict."""
+
+    class Vote(models.TextChoices):
+        AGREE = "agree"
+        DISAGREE = "disagree"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        SENDING = "sending"  # a worker holds it until lease_until; a crash leaves it for the resume sweep
+        SENT = "sent"
+        FAILED = "failed"  # refused for good; shown to leads
+
+    list_name = models.CharField(max_length=100)
+    esp_id = models.CharField(max_length=40)
+    entry_id = models.CharField(max_length=200)
+    fingerprint = models.CharField(max_length=20)  # NCMEC's fingerprint type: MD5, SHA1, PDQ, PDNA, ...
+    vote = models.CharField(max_length=8, choices=Vote.choices)
+    reason = models.CharField(max_length=12, blank=True)  # our reason category (disagree only)
+    item_id = models.BigIntegerField()  # the item whose verdict it tells (a number: it outlives a purge)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    lease_until = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["list_name", "esp_id", "entry_id", "fingerprint", "vote"],
+                                    name="list_feedback_once_per_entry_and_verdict"),
+        ]
+        indexes = [
+            # list_feedback.feedback_to_resume: unsent rows.
+            models.Index(fields=["status", "lease_until"], condition=~Q(status="sent"), name="list_feedback_open"),
+        ]
+
+
+class VendorNotice(models.Model):
+    """A notice to a dataset vendor (or host) that its dataset held material reported to NCMEC:
+    drafted after a hold-off, sent only when a lead approves, its acknowledgement recorded.
+    Holds dataset names, versions, record ids and file hashes; never media, never reviewers."""
+
+    class Status(models.TextChoices):
+        DRAFT = "draft"
+        SENT = "sent"
+        ACKNOWLEDGED = "acknowledged"
+
+    report = models.ForeignKey(Report, on_delete=models.PROTECT, related_name="vendor_notices")
+    vendor = models.CharField(max_length=200)
+    # [{"dataset", "version", "records": [{"record_id", "sha256", "md5"}]}]
+    datasets = models.JSONField(default=list)
+    subject = models.CharField(max_length=200)
+    body = models.TextField()
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.DRAFT)
+    created_at = models.DateTimeField()
+    recipient = models.EmailField(blank=True)
+    approved_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledgement = models.TextField(blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["report", "vendor"], name="vendor_notice_once_per_report")]

@@ -9,7 +9,9 @@ from django.db import transaction
 
 from . import audit
 from .audit import audit_record
-from .intake import previews, routing
+from .feedback import list_feedback, notices, webhooks
+from .intake import previews, quarantine, routing
+from .jobs import enqueue
 from .leads import targets
 from .reporting import drafting, lifecycle, preservation
 
@@ -96,3 +98,41 @@ def audit_chain_task() -> int:
     """Link the audit events committed since the last run (and checkpoint the head when due).
     Refuses, loudly, to extend a log that no longer reaches its newest checkpoint."""
     return audit.audit_chain()
+
+
+# --- Events to scanners (signed webhooks) ---------------------------------------------------------
+
+@shared_task(acks_late=True)
+def scanner_events_deliver_task(scanner_id: int) -> dict:
+    return webhooks.events_deliver(scanner_id=scanner_id)
+
+
+@shared_task
+def scanner_events_sweep() -> int:
+    """Queue delivery for scanners with events due: retries whose backoff ran out, and events
+    whose task never reached the broker."""
+    ids = webhooks.scanners_with_due_events()
+    for scanner_id in ids:
+        enqueue("scanner_events_deliver_task", scanner_id)
+    return len(ids)
+
+
+@shared_task(acks_late=True)
+def entry_quarantine_apply_task(quarantine_id: int) -> int:
+    return quarantine.quarantine_apply(quarantine_id=quarantine_id)
+
+
+# --- Feedback to NCMEC's hash sharing ------------------------------------------------------------
+
+@shared_task(acks_late=True)
+def list_feedback_resume() -> int:
+    """Send every feedback row that is due (new, after a transient failure, or left by a dead worker)."""
+    ids = list_feedback.feedback_to_resume()
+    for feedback_id in ids:
+        list_feedback.feedback_send(feedback_id=feedback_id)
+    return len(ids)
+
+
+@shared_task
+def vendor_notices_draft_task() -> int:
+    return len(notices.vendor_notices_draft())

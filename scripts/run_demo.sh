@@ -8,12 +8,19 @@ PY=.venv/bin/python
 unset DATABASE_URL CELERY_BROKER_URL TSREVIEW_ENV
 mkdir -p var
 $PY manage.py migrate --noinput
-$PY manage.py seed_demo
+# A scanner's webhook endpoint (devtools/webhook_receiver.py): it checks each event's signature
+# and logs it to var/webhook-receiver.log. Started first, so that it hears the seeding's events.
+$PY -m devtools.webhook_receiver --port 8003 --secret-file var/webhook-secret > var/webhook-receiver.log 2>&1 &
+receiver=$!
+pids="$receiver"
+trap 'kill $pids 2>/dev/null || true' EXIT
+sleep 0.5
+$PY manage.py seed_demo --webhook-url http://127.0.0.1:8003/hooks --webhook-secret-file var/webhook-secret
+echo "The demo scanner's signed events are logged in var/webhook-receiver.log."
 xsd=../shared/ncmec/cyber_tipline.xsd
 if [ -f "$xsd" ]; then
   $PY -m devtools.fake_cybertip --port 8001 > var/fake-cybertip.log 2>&1 &
-  fake=$!
-  trap 'kill $fake 2>/dev/null || true' EXIT
+  pids="$pids $!"
   export TSREVIEW_CYBERTIP_BASE_URL=http://127.0.0.1:8001/ispws TSREVIEW_CYBERTIP_USERNAME=demo TSREVIEW_CYBERTIP_PASSWORD=demo
   for _ in $(seq 20); do $PY manage.py cybertip_fetch_xsd >/dev/null 2>&1 && break; sleep 0.5; done
   echo "Reports go to a fake CyberTipline on 127.0.0.1:8001 (nothing leaves this machine)."

@@ -22,12 +22,12 @@ RANKS = {
     "reports.models": 0, "reports.errors": 0, "reports.jobs": 0, "reports.migrations": 0,
     "reports.dbroles": 0, "reports.checks": 0,  # the runtime role's grants, deploy checks (wired by reports.apps)
     "reports.apps": 1,
-    "reports.states": 1, "reports.audit": 1, "reports.access": 1,
+    "reports.states": 1, "reports.audit": 1, "reports.access": 1, "reports.events": 1,
     "reports.intake": 2,
     "reports.review": 3,
     "reports.cybertip": 4,
     "reports.reporting": 5,
-    "reports.leads": 6,
+    "reports.leads": 6, "reports.feedback": 6,
     "reports.api": 7, "reports.web": 7, "reports.tasks": 7, "reports.admin": 7, "accounts": 7,
     "devtools": 8,  # the fake CyberTipline and the demo, made through the product's own paths
     "reports.management": 9,

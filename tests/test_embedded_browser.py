@@ -27,7 +27,7 @@ def embedded(tmp_path):
                DJANGO_SETTINGS_MODULE="tsreview.settings")
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], env=env, cwd=ROOT, check=True)
-    seeded = subprocess.run([*manage, "seed_demo", "--items", "4"], env=env, cwd=ROOT, check=True,
+    seeded = subprocess.run([*manage, "seed_demo", "--items", "4", "--calibration", "0"], env=env, cwd=ROOT, check=True,
                             capture_output=True, text=True).stdout
     password = re.search(r"^\s+reviewer\s+reviewer\s+(\S+)$", seeded, re.M).group(1)
     port = free_port()

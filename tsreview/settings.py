@@ -385,6 +385,56 @@ TSREVIEW_HOLD_DAYS = env_int("TSREVIEW_HOLD_DAYS", 365)  # the legal preservatio
 # Media of decided items that is neither held nor needed for a report is purged after this.
 TSREVIEW_RETENTION_DAYS = env_int("TSREVIEW_RETENTION_DAYS", 90)
 
+# --- Closing the loop (issue 16): events to scanners ---------------------------------------------
+# Signed webhooks (Standard Webhooks) to Scanner.callback_url: a failing endpoint is retried with
+# exponential backoff for this long, then the event waits on the dead-letter list for a lead.
+TSREVIEW_WEBHOOK_RETRY_SECONDS = env_int("TSREVIEW_WEBHOOK_RETRY_SECONDS", 3 * 24 * 3600)
+TSREVIEW_WEBHOOK_TIMEOUT = env_float("TSREVIEW_WEBHOOK_TIMEOUT", 10.0)
+# After a secret rotation the previous secret also signs for this long.
+TSREVIEW_WEBHOOK_ROTATION_OVERLAP_SECONDS = env_int("TSREVIEW_WEBHOOK_ROTATION_OVERLAP_SECONDS", 24 * 3600)
+
+# Calibration (lead page): the width of a match-distance bucket per hash type ("*" for the rest).
+# PDQ distances run 0-256 with thresholds near 31; exact hashes have one bucket.
+TSREVIEW_CALIBRATION_BUCKET_WIDTH = {"pdq": 4, "vpdq": 4, "tmk_pdqf": 0.02, "photodna": 2000, "*": 4}
+
+# Feedback to NCMEC's hash sharing (docs/feedback.md): off unless all three are set. Base URL e.g.
+# https://report.cybertip.org/hashsharing (test: https://exttest.cybertip.org/hashsharing).
+TSREVIEW_NCMEC_HASH_BASE_URL = env("TSREVIEW_NCMEC_HASH_BASE_URL", "")
+TSREVIEW_NCMEC_HASH_USERNAME = env("TSREVIEW_NCMEC_HASH_USERNAME", "")
+TSREVIEW_NCMEC_HASH_PASSWORD = env("TSREVIEW_NCMEC_HASH_PASSWORD", "")
+TSREVIEW_NCMEC_HASH_TIMEOUT = env_float("TSREVIEW_NCMEC_HASH_TIMEOUT", 30.0)
+# Which match lists are NCMEC hash-sharing lists; entries are "<esp id>/<entry id>", or a bare
+# entry id of the member TSREVIEW_NCMEC_HASH_ESP_ID.
+TSREVIEW_NCMEC_HASH_LISTS = [n for n in env("TSREVIEW_NCMEC_HASH_LISTS", "NCMEC").split(",") if n]
+TSREVIEW_NCMEC_HASH_ESP_ID = env("TSREVIEW_NCMEC_HASH_ESP_ID", "")
+# Our reason category -> the name of NCMEC's negative feedback reason (GET feedback/{type}/reasons).
+# A reason not named here uses NCMEC's only reason when there is just one, else the feedback fails
+# for a lead to see.
+TSREVIEW_NCMEC_FEEDBACK_REASONS = {k: v for k, v in (pair.split("=", 1) for pair in env(
+    "TSREVIEW_NCMEC_FEEDBACK_REASONS", "").split(";") if "=" in pair)}
+# Exports of false positives and confirmed hashes per list are signed with this Ed25519 key (32
+# bytes, urlsafe base64). The embedded default derives one from SECRET_KEY; production must set it.
+TSREVIEW_EXPORT_SIGNING_KEY = env("TSREVIEW_EXPORT_SIGNING_KEY", "")
+
+# Notices to dataset vendors (docs/feedback.md): drafted this many days after the report finished
+# (so as not to tip off an investigation), for material of these source types, sent when a lead
+# approves. Known vendors' addresses: "Acme Data=abuse@acme.example;Other=...".
+TSREVIEW_VENDOR_NOTICE_HOLD_DAYS = env_int("TSREVIEW_VENDOR_NOTICE_HOLD_DAYS", 14)
+TSREVIEW_VENDOR_NOTICE_SOURCE_TYPES = {t for t in env("TSREVIEW_VENDOR_NOTICE_SOURCE_TYPES",
+                                                      "third_party_dataset,ai_training_data").split(",") if t}
+TSREVIEW_VENDOR_CONTACTS = {k.strip(): v.strip() for k, v in (pair.split("=", 1) for pair in env(
+    "TSREVIEW_VENDOR_CONTACTS", "").split(";") if "=" in pair)}
+TSREVIEW_NOTICE_FROM_EMAIL = env("TSREVIEW_NOTICE_FROM_EMAIL", "")
+# Outgoing mail (vendor notices). The embedded default prints mail to the console.
+EMAIL_BACKEND = env("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend" if PRODUCTION
+                    else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "tsreview@localhost")
+
 # --- Celery ------------------------------------------------------------------------------------
 # No broker configured means the embedded default: tasks run in-process when the transaction
 # that enqueued them commits.
@@ -407,6 +457,9 @@ CELERY_BEAT_SCHEDULE = {
     "retention-purge": {"task": "reports.tasks.retention_purge_task", "schedule": 24 * 3600.0},
     "audit-chain": {"task": "reports.tasks.audit_chain_task", "schedule": TSREVIEW_AUDIT_CHAIN_SECONDS},
     "targets-check": {"task": "reports.tasks.targets_check_task", "schedule": 300.0},
+    "scanner-events-sweep": {"task": "reports.tasks.scanner_events_sweep", "schedule": 30.0},
+    "list-feedback-resume": {"task": "reports.tasks.list_feedback_resume", "schedule": 300.0},
+    "vendor-notices-draft": {"task": "reports.tasks.vendor_notices_draft_task", "schedule": 3600.0},
 }
 
 # Scanner JSON (the metadata part, a provenance PATCH) nested deeper than this is refused with

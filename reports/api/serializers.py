@@ -127,3 +127,30 @@ class SubmissionUpload(serializers.Serializer):
     file = serializers.FileField(help_text="The media bytes: JPEG, PNG, GIF or WebP; or a video: MP4/MOV or WebM/Matroska "
                                            "with H.264, HEVC, VP8, VP9 or AV1. The type is decided from the bytes.")
     metadata = MetadataInput(help_text="A JSON document: matches and provenance.")
+
+
+class EventData(serializers.Serializer):
+    submission = serializers.UUIDField()
+    external_id = serializers.CharField()
+    item = serializers.CharField(help_text="SHA-256 of the media bytes the scanner sent.")
+    status = serializers.ChoiceField(choices=["queued", "confirmed", "not_confirmed", "reported", "retracted"])
+    reason = serializers.ChoiceField(required=False, choices=["adult", "benign", "not_a_match", "unreadable"],
+                                     help_text="not_confirmed only: the reason category.")
+    report = serializers.CharField(required=False, help_text="reported and retracted: the NCMEC report id.")
+    overturned = serializers.BooleanField(required=False, help_text="A lead replaced an earlier verdict.")
+
+
+class EventOutput(serializers.Serializer):
+    """One event, exactly as the webhook body that carried (or will carry) it."""
+
+    id = serializers.CharField(help_text="Stable event id (the webhook-id header); deduplicate on it.")
+    type = serializers.ChoiceField(choices=["submission.queued", "submission.confirmed", "submission.not_confirmed",
+                                            "submission.reported", "submission.retracted"])
+    timestamp = serializers.DateTimeField()
+    data = EventData()
+
+
+class EventPage(serializers.Serializer):
+    events = EventOutput(many=True)
+    next = serializers.CharField(allow_null=True, help_text="Pass as ?after= to read on; null when there were none.")
+    has_more = serializers.BooleanField()

@@ -1,10 +1,11 @@
 """Scanner API v1 (DESIGN §3): one view per operation: parse, access helper, one operation."""
 
+import json
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent
 from django.core.files.uploadhandler import MemoryFileUploadHandler
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.response import Response
@@ -12,6 +13,7 @@ from rest_framework.views import APIView
 
 from ..access import submission_for_scanner
 from ..errors import Refused
+from ..feedback import webhooks
 from ..intake import submission as intake
 from ..intake.jsontext import TooDeep, json_loads_limited, text_errors
 from ..intake.media import MediaRejected
@@ -19,7 +21,7 @@ from ..intake.provenance import ProvenanceInput, flatten_errors
 from ..intake.upload import EncryptingUploadHandler
 from .errors import ApiError
 from .parsers import LimitedJSONParser
-from .serializers import ERROR_RESPONSES, SubmissionOutput, SubmissionUpload
+from .serializers import ERROR_RESPONSES, EventPage, SubmissionOutput, SubmissionUpload
 
 METADATA_MAX_BYTES = 256 * 1024
 
@@ -120,3 +122,32 @@ class SubmissionProvenanceApi(APIView):
             raise serializers.ValidationError(flatten_errors(validator.errors))
         intake.submission_provenance_update(scanner=request.user, submission=submission, update=validator.validated_data)
         return Response(SubmissionOutput(submission_for_scanner(request.user, submission_id)).data)
+
+
+class EventListApi(APIView):
+    """Pull: the scanner's events after the one it last saw, for when its endpoint was down."""
+
+    throttle_scope = "scanner"
+
+    @extend_schema(
+        operation_id="event_list",
+        parameters=[OpenApiParameter("after", str, description="The id of the last event you have; omit for the first."),
+                    OpenApiParameter("limit", int, description="At most this many (1 to 500, default 100).")],
+        responses={200: EventPage, **{c: ERROR_RESPONSES[c] for c in (400, 401, 429, 503)}},
+        description="Events about this scanner's submissions, oldest first: the same bodies the webhooks carry "
+                    "(see docs/webhooks.md). No media and no reviewer identity.",
+    )
+    def get(self, request):
+        try:
+            limit = int(request.query_params.get("limit", 100))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 500:
+            raise serializers.ValidationError({"limit": ["A whole number from 1 to 500."]})
+        try:
+            events = webhooks.events_after(scanner=request.user, after=request.query_params.get("after"), limit=limit + 1)
+        except Refused as exc:
+            raise serializers.ValidationError({k: [v] for k, v in exc.errors.items()}) from None
+        page = events[:limit]
+        return Response({"events": [json.loads(e.body) for e in page], "next": page[-1].event_id if page else None,
+                         "has_more": len(events) > limit})

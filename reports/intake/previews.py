@@ -7,12 +7,14 @@ from django.db.models import Q
 from django.utils import timezone
 
 from ..audit import audit_record
+from ..events import item_events
 from ..jobs import enqueue
-from ..models import Item
+from ..models import Item, ScannerEvent
 from ..states import item_move
 from .clusters import cluster_candidate, cluster_join, cluster_join_audit, pdq_index_add
 from .decode import DecodeFailed, animation_previews_limited, video_previews_limited
 from .media import previews_make
+from .quarantine import item_demote_if_quarantined
 from .routing import placement, rank_time
 from .storage import media_store
 
@@ -70,12 +72,16 @@ def item_previews_make(*, item_id: int) -> Item:
             fields += ["state", "queued_at", "priority", "queue", "rank_at"]
         item.save(update_fields=fields)
         pdq_index_add(item)
+        demoted = rep is None and "state" in fields and item_demote_if_quarantined(item)
         audit_record(actor=None, action="item.previews_made", subject=item, item_id=item.pk,
                      data={"previews": sorted(names)})
         if rep is not None:
             cluster_join_audit(item, rep, near[1])
         elif "state" in fields:
-            audit_record(actor=None, action="item.queued", subject=item, item_id=item.pk, data={"from": "new", "to": "queued"})
+            audit_record(actor=None, action="item.queued", subject=item, item_id=item.pk,
+                         data={"from": "new", "to": "queued", **({"quarantined_entry": True} if demoted else {})})
+        if "state" in fields:  # a clustered item is "queued" to its scanners too
+            item_events(item_id=item.pk, type=ScannerEvent.Type.QUEUED)
     return item
 
 

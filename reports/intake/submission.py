@@ -8,12 +8,14 @@ from django.db.models.constants import OnConflict
 
 from ..audit import audit_record, audit_record_many
 from ..errors import Refused
+from ..events import submission_events
 from ..jobs import enqueue
-from ..models import Item, Match, Scanner, Submission
+from ..models import Item, Match, Scanner, ScannerEvent, Submission
 from .decode import video_inspect_limited
 from .jsontext import text_errors
 from .media import ImageFacts, MediaRejected, image_inspect
 from .provenance import MetadataInput, flatten_errors, provenance_merge, to_json
+from .quarantine import item_demote_if_quarantined
 from .storage import media_store
 from .upload import StoredUpload
 from .video import is_video, video_inspect
@@ -114,6 +116,8 @@ def submission_create(*, scanner: Scanner, metadata: dict, data: bytes | None, f
             if restored:
                 _item_restore(scanner, item, blob)
             submission = _submission_insert(scanner, metadata, item, duplicate=not item_created)
+            if not item_created and not restored:
+                _sighting_told(item, submission)
             events = [{"action": "item.created", "subject": item, "item_id": item.pk,
                        "data": {"mime_type": item.mime_type, "size_bytes": item.size_bytes}}] if item_created else []
             events.append({"action": "submission.created", "subject": submission, "item_id": item.pk,
@@ -134,6 +138,25 @@ def submission_create(*, scanner: Scanner, metadata: dict, data: bytes | None, f
     if not item_created and not restored:
         media_store().delete(blob)  # another push stored the same bytes first
     return IntakeResult(submission, created=True)
+
+
+def _sighting_told(item: Item, submission: Submission) -> None:
+    """A new sighting of a known item: its scanner hears where the item already is (queued, or
+    its standing verdict), and it waits below others if it matches a quarantined entry. The
+    item is locked (by _item_get_or_create). A scanner whose first push this is, of bytes
+    another scanner pushed before, hears "queued", as its status says: what was decided before
+    its push is not its to learn (issue 13, finding 7)."""
+    foreign = not Submission.objects.filter(item=item, scanner_id=submission.scanner_id).exclude(pk=submission.pk).exists()
+    if foreign and item.state != Item.State.NEW:
+        submission_events(submissions=[submission], type=ScannerEvent.Type.QUEUED)
+    elif item.state in (Item.State.QUEUED, Item.State.CLUSTERED):
+        submission_events(submissions=[submission], type=ScannerEvent.Type.QUEUED)
+    elif item.state == Item.State.DECIDED and item.verdict == Item.Verdict.CONFIRMED:
+        submission_events(submissions=[submission], type=ScannerEvent.Type.CONFIRMED)
+    elif item.state == Item.State.DECIDED and item.verdict == Item.Verdict.NOT_CSAM:
+        submission_events(submissions=[submission], type=ScannerEvent.Type.NOT_CONFIRMED, reason=item.verdict_reason)
+    if item.state not in (Item.State.NEW, Item.State.DECIDED):
+        item_demote_if_quarantined(item)
 
 
 def _item_restore(scanner: Scanner, item: Item, blob: str) -> None:

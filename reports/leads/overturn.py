@@ -5,10 +5,11 @@ from django.utils import timezone
 
 from ..audit import audit_record
 from ..errors import Refused
+from ..intake.quarantine import entries_review
 from ..models import Claim, Decision, Item
 from ..reporting.drafting import report_files_withdraw
 from ..reporting.preservation import sending_guard
-from ..review.decisions import decision_create, decision_validate, reveal_check, standing_decision
+from ..review.decisions import decision_create, decision_validate, reveal_check, standing_decision, verdict_events
 
 
 def decision_overturn(*, lead, item: Item, verdict: str, classification: str = "", reason: str = "", note: str) -> Decision:
@@ -37,7 +38,9 @@ def decision_overturn(*, lead, item: Item, verdict: str, classification: str = "
         decision = decision_create(item=item, user=lead, stage=Claim.Stage.LEAD, verdict=verdict,
                                    classification=classification, reason=reason, note=note, viewed=viewed,
                                    supersedes=standing, now=now)
-        Item.objects.filter(pk=item.pk).update(verdict=verdict, decided_at=now)
+        Item.objects.filter(pk=item.pk).update(verdict=verdict, verdict_reason=decision.reason, decided_at=now)
+        verdict_events(item_id=item.pk, decision=decision, overturned=True)
+        entries_review(item_id=item.pk, verdict=decision.verdict)
         audit_record(actor=lead, action="decision.overturned", subject=decision, item_id=item.pk,
                      data={"supersedes": standing.pk,
                            "old": {"verdict": standing.verdict, "classification": standing.classification,

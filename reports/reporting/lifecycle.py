@@ -17,8 +17,9 @@ from ..cybertip import submit
 from ..cybertip.statements import OVERRIDABLE, current_target, sightings_by_item
 from ..cybertip.xml import DocumentInvalid, SchemaUnavailable, document_check, file_details_document, report_document
 from ..errors import Refused
+from ..events import report_events
 from ..jobs import enqueue
-from ..models import Report, ReportFile
+from ..models import Report, ReportFile, ScannerEvent
 from ..states import report_move
 from .checklist import report_checklist
 from .preservation import holds_place
@@ -50,6 +51,16 @@ def _move(report: Report, new: str, **fields) -> None:
     for name, value in fields.items():
         setattr(report, name, value)
     report.save(update_fields=["state", *fields])
+    _tell_scanners(report)
+
+
+def _tell_scanners(report: Report) -> None:
+    """The moves a scanner hears of (events.py): finished at NCMEC is "reported" with the
+    report id; a report opened at NCMEC and retracted there is "retracted"."""
+    if report.state == Report.State.FINISHED:
+        report_events(report, type=ScannerEvent.Type.REPORTED, report=str(report.ncmec_report_id))
+    elif report.state == Report.State.FAILED and report.retracted_at and report.ncmec_report_id:
+        report_events(report, type=ScannerEvent.Type.RETRACTED, report=str(report.ncmec_report_id))
 
 
 def report_approve(*, actor, report: Report) -> Report:

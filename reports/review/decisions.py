@@ -11,8 +11,10 @@ from django.utils import timezone
 
 from ..audit import audit_record
 from ..errors import Refused
+from ..events import item_events, list_feedback_note
+from ..intake.quarantine import entries_review
 from ..intake.routing import rank_time
-from ..models import Claim, Decision, Item
+from ..models import Claim, Decision, Item, ScannerEvent
 from ..states import item_move
 from .clusters import cluster_members_lock, member_requeue
 from .queue import claim_end
@@ -159,6 +161,9 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
                                    viewed=viewed, started_at=claim.started_at, now=now)
         state = _next_state(claim, verdict)
         _item_settle(claim.item, decision, state, now)
+        if state == Item.State.DECIDED:  # before the audit head is locked: no decision waits on this work
+            verdict_events(item_id=claim.item_id, decision=decision)
+            entries_review(item_id=claim.item_id, verdict=decision.verdict)
         audit_record(actor=user, action="decision.recorded", subject=decision, item_id=claim.item_id,
                      data={"verdict": verdict, "classification": decision.classification, "reason": decision.reason,
                            "annotations": decision.annotations, "viewed_unblurred": viewed, "stage": claim.stage,
@@ -184,6 +189,9 @@ def _member_decide(member: Item, cluster_decision: Decision, *, user, claim: Cla
     member_state = item_move(member.state, state)
     _item_settle(member, decision, state, now)
     Item.objects.filter(pk=member.pk).update(state=member_state)
+    if member_state == Item.State.DECIDED:  # its own scanners hear its verdict, its entries are counted
+        verdict_events(item_id=member.pk, decision=decision)
+        entries_review(item_id=member.pk, verdict=decision.verdict)
     audit_record(actor=user, action="decision.recorded", subject=decision, item_id=member.pk,
                  data={"verdict": d.verdict, "classification": decision.classification, "reason": decision.reason,
                        "annotations": decision.annotations, "viewed_unblurred": viewed, "stage": claim.stage,
@@ -196,9 +204,22 @@ def _item_settle(item: Item, decision: Decision, state: str, now) -> None:
     """The verdict and times that go with the new state (claim_end moves the state)."""
     fields = {}
     if decision.verdict != Decision.Verdict.ESCALATED:
-        fields.update(verdict=decision.verdict, decided_at=now)
+        fields.update(verdict=decision.verdict, verdict_reason=decision.reason, decided_at=now)
     if state in (Item.State.QA, Item.State.ESCALATED):
         fields["queued_at"] = now  # waits in its next queue from now
         fields["rank_at"] = rank_time(now, item.priority, item.urgent)
     if fields:
         Item.objects.filter(pk=item.pk).update(**fields)
+
+
+def verdict_events(*, item_id: int, decision: Decision, overturned: bool = False) -> None:
+    """Tell the item's scanners its standing verdict (the caller holds the transaction): the
+    verdict and, for not apparent CSAM, the reason category; never who decided. And note the
+    feedback owed to NCMEC's hash-sharing lists (events.list_feedback_note)."""
+    list_feedback_note(item_id=item_id, verdict=decision.verdict, reason=decision.reason)
+    if decision.verdict == Decision.Verdict.CONFIRMED:
+        extra = {"overturned": True} if overturned else {}
+        item_events(item_id=item_id, type=ScannerEvent.Type.CONFIRMED, **extra)
+    elif decision.verdict == Decision.Verdict.NOT_CSAM:
+        extra = {"overturned": True} if overturned else {}
+        item_events(item_id=item_id, type=ScannerEvent.Type.NOT_CONFIRMED, reason=decision.reason, **extra)

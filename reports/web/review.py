@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .. import access
 from ..errors import Refused
+from ..intake.quarantine import quarantines_for
 from ..intake.submission import item_sightings
 from ..leads.selectors import decision_history
 from ..models import Claim, Decision, Item, ViewEvent, WellnessPolicy
@@ -84,6 +85,7 @@ def _review_context(request, item, claim, form, unticked=()):
     context = {
         "item": item, "claim": claim, "form": form, "submissions": submissions, "matches": matches,
         "label": matches[0].short_label() if matches else "Known-hash match",
+        "quarantines": quarantines_for(item),
         "settings": settings, "keys": KEYS, "annotations": ANNOTATIONS,
         "viewed": reveal.viewed_by(item, request.user),
         # Leads deciding an escalation see what came before; reviewers (first or QA) never do.

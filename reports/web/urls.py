@@ -2,7 +2,7 @@
 
 from django.urls import include, path
 
-from . import leads, reports, review
+from . import feedback, leads, reports, review
 
 lead = [
     path("decisions/", leads.decision_log, name="lead-decisions"),
@@ -14,6 +14,17 @@ lead = [
     path("escalations/claim/", leads.escalation_claim, name="lead-escalation-claim"),
     path("stats/", leads.stats, name="lead-stats"),
     path("audit/", leads.audit_log, name="lead-audit"),
+    path("calibration/", feedback.calibration_page, name="lead-calibration"),
+    path("calibration.<str:fmt>", feedback.calibration_export, name="lead-calibration-export"),
+    path("quarantine/", feedback.quarantine_list, name="lead-quarantine"),
+    path("quarantine/<int:quarantine_id>/lift/", feedback.quarantine_lift, name="lead-quarantine-lift"),
+    path("lists/", feedback.lists_page, name="lead-lists"),
+    path("lists/export/", feedback.list_export, name="lead-list-export"),
+    path("notices/", feedback.notice_list, name="lead-notices"),
+    path("notices/<int:notice_id>/send/", feedback.notice_send, name="lead-notice-send"),
+    path("notices/<int:notice_id>/acknowledge/", feedback.notice_acknowledge, name="lead-notice-acknowledge"),
+    path("webhooks/", feedback.dead_letters, name="lead-webhooks"),
+    path("webhooks/replay/", feedback.dead_letters_replay, name="lead-webhooks-replay"),
 ]
 
 report = [

@@ -11,7 +11,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("name")
-        parser.add_argument("--callback-url", default="")
+        parser.add_argument("--callback-url", default="",
+                            help="Where its signed events go; `scanner_webhook NAME` then prints the signing secret.")
 
     def handle(self, *args, name, callback_url, **options):
         if Scanner.objects.filter(name=name).exists():
