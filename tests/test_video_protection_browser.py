@@ -139,6 +139,7 @@ def test_a_revealed_frame_and_a_playing_segment_leave_the_screen_within_100_ms_w
         grey_at = next((f[0] for f, share in zip(after, shares, strict=True) if share < COLOUR_SHARE), None)
         results.append({
             "trigger": name, "raf_ms": round(next_frame["at"] - fired["stamp"], 1),
+            "handled_ms": round(fired["at"] - fired["stamp"], 1),
             "raf_shows": next_frame["still"] or next_frame["segment"],
             "screen_ms": None if grey_at is None else round(grey_at - event_ms, 1),
             "colour_frames_after": sum(share >= COLOUR_SHARE for share in shares), "frames_after": len(after),
@@ -148,7 +149,8 @@ def test_a_revealed_frame_and_a_playing_segment_leave_the_screen_within_100_ms_w
         page.wait_for_timeout(150)
     cast.stop()
     print(f"\n{condition}: " + "; ".join(
-        f"{r['trigger']}: screen {r['screen_ms']} ms, rAF {r['raf_ms']} ms, {r['colour_frames_after']} colour "
+        f"{r['trigger']}: screen {r['screen_ms']} ms, rAF {r['raf_ms']} ms (handled at {r['handled_ms']} ms), "
+        f"{r['colour_frames_after']} colour "
         f"of {r['frames_after']} frames after ({r['drawn_before_received_after']} drawn before it, received after)"
         for r in results))
     for r in results:
