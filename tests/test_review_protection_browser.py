@@ -1,7 +1,8 @@
 """Reviewer protection measured in a real Chromium (issue 11).
 
-What the screen actually painted when the original is re-blurred (CDP screencast frames with
-their swap timestamps, read back as pixels, and the page's own requestAnimationFrame clock), under
+What the screen actually painted when the original is re-blurred (CDP screencast frames read back
+as pixels, each telling by a mark it carries whether it shows the page before or after the trigger
+was handled, and the page's own requestAnimationFrame clock), under
 150 ms of added round trip and with the CPU throttled 4x; reveal reports that survive lost
 requests; a still first frame for animated files; no upscaling; the reveal refused at the cap;
 the break prompt as a keyboard-operable modal dialog; the small home and top-bar items; and
@@ -44,6 +45,35 @@ PROBE = """(() => {
   };
   requestAnimationFrame(loop);
 })();"""
+
+# Installed after PROBE in the re-blur tests: a row of black and white cells in the viewport's
+# top-left corner, outside the viewer's frame, showing in binary how many trigger events the page
+# has handled (the length of __probe.triggers). A listener that runs before the page's own rewrites
+# it in the same task as the page's re-blur, so both changes reach the screen in the same frame.
+# A screencast frame's timestamp is taken when the browser process receives the captured frame
+# (after compositing, copy-out and read-back: 10-40 ms later here, more under load), not when it
+# was composited; so a frame the page drew just before the trigger, while a clip was playing, can
+# carry a timestamp after it. The mark says from the pixels themselves which side it is on.
+MARK_CELLS, MARK_PX = 8, 12
+MARK = """(() => {
+  const mark = document.createElement("div");
+  mark.setAttribute("aria-hidden", "true");
+  mark.style.cssText = "position:fixed;left:0;top:0;z-index:2147483647;display:flex;pointer-events:none";
+  const cells = [];
+  for (let i = 0; i < %d; i++) {
+    const cell = document.createElement("div");
+    cell.style.cssText = "width:%dpx;height:%dpx;background:#000";
+    mark.appendChild(cell);
+    cells.push(cell);
+  }
+  const show = () => {
+    const count = window.__probe.triggers.length;
+    cells.forEach((cell, i) => { cell.style.background = (count >> i) & 1 ? "#fff" : "#000"; });
+  };
+  for (const type of ["pointerup", "keyup", "visibilitychange", "pagehide"]) window.addEventListener(type, show, true);
+  window.addEventListener("blur", (e) => { if (e.target === window) show(); }, true);
+  document.addEventListener("DOMContentLoaded", () => { document.body.appendChild(mark); show(); });
+})();""" % (MARK_CELLS, MARK_PX, MARK_PX)
 
 
 # --- Helpers -----------------------------------------------------------------------------------
@@ -89,7 +119,8 @@ def wait_for_db(predicate, page, seconds=10):
 
 
 class Screencast:
-    """Every frame the compositor swaps, with its timestamp (ms since the epoch)."""
+    """Every frame the compositor swaps, with its timestamp (ms since the epoch, taken when the
+    browser process received the captured frame: later than the frame was composited)."""
 
     def __init__(self, page):
         self.cdp = page.context.new_cdp_session(page)
@@ -116,6 +147,31 @@ class Screencast:
         crop = (int((box["x"] + 2) * scale), int((box["y"] + top + 2) * scale),
                 int((box["x"] + box["width"] - 2) * scale), int((box["y"] + top + box["height"] - 2) * scale))
         return colour_share(image, crop)
+
+    def mark(self, frame) -> int:
+        """The trigger events the page had handled when it drew this frame (MARK)."""
+        _, meta, data = frame
+        image = Image.open(io.BytesIO(data)).convert("L")
+        scale = image.width / meta["deviceWidth"]
+        top = meta.get("offsetTop", 0)
+        count = 0
+        for i in range(MARK_CELLS):
+            x, y = int((i + 0.5) * MARK_PX * scale), int((top + MARK_PX / 2) * scale)
+            if ImageStat.Stat(image.crop((x - 2, y - 2, x + 2, y + 2))).mean[0] > 128:
+                count |= 1 << i
+        return count
+
+    def around(self, seen: int, handled_ms: float):
+        """The frames up to a trigger and from it on, told apart by what they show: every frame
+        from the first one that shows the page after the trigger was handled (its mark counts
+        more than the `seen` events before it) is after it, so is any frame timestamped after that
+        one; the frames drawn before the trigger was handled but received after it (`late`) are
+        counted on their own."""
+        assert seen < 2 ** MARK_CELLS, "more trigger events than the mark can count"
+        frames = sorted(self.frames, key=lambda f: f[0])
+        first = next((i for i, f in enumerate(frames) if self.mark(f) > seen), len(frames))
+        before, after = frames[:first], frames[first:]
+        return before, after, [f for f in before if f[0] > handled_ms]
 
 
 # --- Re-blur: what the screen paints after each trigger ---------------------------------------
@@ -178,6 +234,7 @@ def test_the_original_leaves_the_screen_within_100_ms_and_no_colour_is_painted_a
     make_item(3)
     in_colour(reviewer)
     page = login(reviewer)
+    page.add_init_script(MARK)
     if condition == "rtt+150ms":
         slow_network(page)
     cast = Screencast(page)
@@ -207,9 +264,9 @@ def test_the_original_leaves_the_screen_within_100_ms_and_no_colour_is_painted_a
         event_ms, handled_ms = origin + fired["stamp"], origin + fired["at"]
         # The page's clock: the first animation frame after the trigger, and what it painted.
         next_frame = next(f for f in probe["frames"] if f["at"] > fired["at"])
-        # The screen: every swapped frame after the trigger, read back as pixels.
-        after = [f for f in cast.frames if f[0] > handled_ms]
-        before = [f for f in cast.frames if f[0] <= event_ms]
+        # The screen: every swapped frame from the first one showing the page after the trigger
+        # was handled (MARK), read back as pixels.
+        before, after, late = cast.around(seen, handled_ms)
         shares = [cast.colour(f, box) for f in after]
         grey_at = next((f[0] for f, share in zip(after, shares, strict=True) if share < COLOUR_SHARE), None)
         results.append({
@@ -218,14 +275,15 @@ def test_the_original_leaves_the_screen_within_100_ms_and_no_colour_is_painted_a
             "raf_shows_original": next_frame["shown"],
             "screen_ms": None if grey_at is None else round(grey_at - event_ms, 1),
             "colour_frames_after": sum(share >= COLOUR_SHARE for share in shares),
-            "frames_after": len(after),
+            "frames_after": len(after), "drawn_before_received_after": len(late),
             "revealed_in_colour": bool(before) and cast.colour(before[-1], box) >= COLOUR_SHARE,
         })
         page.wait_for_timeout(100)
     cast.stop()
     print(f"\n{condition}: " + "; ".join(
         f"{r['trigger']}: screen {r['screen_ms']} ms, rAF {r['raf_ms']} ms, {r['colour_frames_after']} colour "
-        f"of {r['frames_after']} frames after" for r in results))
+        f"of {r['frames_after']} frames after ({r['drawn_before_received_after']} drawn before it, received after)"
+        for r in results))
     for r in results:
         assert r["revealed_in_colour"], r  # the measurement sees the original when it is there
         assert not r["raf_shows_original"], r
