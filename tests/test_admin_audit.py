@@ -15,7 +15,7 @@ from django.test import Client
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from reports.audit import audit_record
-from reports.models import AuditEvent, PriorityPolicy, ReviewQueue, Scanner, WellnessPolicy
+from reports.models import AuditEvent, FeedbackPolicy, PriorityPolicy, ReviewQueue, Scanner, WellnessPolicy
 
 from .factories import make_scanner
 
@@ -33,6 +33,8 @@ CASES = {
                 "add": None, "change": ("is_active", False)},
     "wellnesspolicy": {"make": lambda n: WellnessPolicy.objects.create(), "add": {}, "change": ("daily_cap_items", 123)},
     "auditevent": {"make": None, "add": None, "change": None},
+    "feedbackpolicy": {"make": lambda n: FeedbackPolicy.objects.create(), "add": {},
+                       "change": ("quarantine_after", 5)},
     "prioritypolicy": {"make": lambda n: PriorityPolicy.objects.create(), "add": {},
                        "change": ("seconds_per_point", 90)},
     "reviewqueue": {"make": lambda n: ReviewQueue.objects.create(name=f"queue-{n}", position=n),

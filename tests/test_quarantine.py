@@ -2,7 +2,11 @@
 confirmation, its matches still queue but wait below others and are labelled before any reveal;
 a lead lifts it. Audited throughout."""
 
+
+from datetime import timedelta
+
 import pytest
+from django.db.models import F
 from django.test import override_settings
 
 from devtools.synthetic import synthetic_image
@@ -29,6 +33,7 @@ def quarantined(reviewer, django_capture_on_commit_callbacks):
     for seed in (1, 2, 3):
         entry_item(seed, "bad-1")
     waiting, other = entry_item(4, "bad-1"), entry_item(5, "good-7")
+    waiting.placed, other.placed = waiting.priority, other.priority  # as the priority policy placed them
     with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0), django_capture_on_commit_callbacks(execute=True):
         for _ in range(3):
             decide_next(reviewer, "not_csam", reason="not_a_match")
@@ -40,8 +45,8 @@ def test_three_false_matches_quarantine_the_entry_and_demote_its_waiting_items(q
     quarantine = EntryQuarantine.objects.get()
     assert (quarantine.list_name, quarantine.list_entry_id, quarantine.false_matches) == ("NCMEC", "bad-1", 3)
     waiting.refresh_from_db()
-    assert waiting.quarantined and waiting.priority == -PENALTY and waiting.state == Item.State.QUEUED
-    assert Item.objects.get(pk=other.pk).priority == 0
+    assert waiting.quarantined and waiting.priority == waiting.placed - PENALTY and waiting.state == Item.State.QUEUED
+    assert Item.objects.get(pk=other.pk).priority == other.placed
     assert list(Item.objects.filter(verdict="not_csam").values_list("verdict_reason", flat=True)) == ["not_a_match"] * 3
     audit = AuditEvent.objects.get(action="entry.quarantined")
     assert audit.data == {"list": "NCMEC", "entry": "bad-1", "false_matches": 3, "after": 3}
@@ -62,8 +67,9 @@ def test_a_quarantined_entrys_match_waits_below_others_and_is_labelled_before_re
 
 
 def test_a_new_match_to_a_quarantined_entry_is_demoted_as_it_is_queued(quarantined):
+    _, other = quarantined  # the same kind of match, of another entry: placed as `fresh` would be
     fresh = entry_item(6, "bad-1")
-    assert fresh.quarantined and fresh.priority == -PENALTY
+    assert fresh.quarantined and fresh.priority == other.placed - PENALTY
     queued = AuditEvent.objects.filter(action="item.queued", item_id=fresh.pk).get()
     assert queued.data["quarantined_entry"] is True
 
@@ -81,7 +87,7 @@ def test_a_lead_lifts_the_quarantine_and_the_items_get_their_place_back(quaranti
     quarantine.refresh_from_db()
     assert quarantine.lifted_at and quarantine.lifted_by.username == "lena"
     waiting.refresh_from_db()
-    assert not waiting.quarantined and waiting.priority == 0
+    assert not waiting.quarantined and waiting.priority == waiting.placed
     lifted = AuditEvent.objects.get(action="entry.quarantine_lifted")
     assert lifted.actor_name == "lena" and lifted.data["reason"] == "list owner fixed the entry"
     assert lifted.data["items_restored"] == 1
@@ -120,7 +126,7 @@ def test_a_new_sighting_of_a_waiting_item_with_a_quarantined_entry_is_demoted(re
         entry_item(seed, "bad-1")
     with override_settings(TSREVIEW_QA_SAMPLE_PERCENT=0), django_capture_on_commit_callbacks(execute=True):
         for _ in range(3):
-            Item.objects.filter(pk=waiting.pk).update(priority=-1)  # decided last
+            Item.objects.filter(pk=waiting.pk).update(priority=-1, rank_at=F("rank_at") + timedelta(days=365))  # decided last
             decide_next(reviewer, "not_csam", reason="not_a_match")
     waiting.refresh_from_db()
     assert waiting.state == Item.State.QUEUED and not waiting.quarantined
