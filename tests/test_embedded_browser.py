@@ -24,6 +24,7 @@ def embedded(tmp_path):
     """`make run`'s setup in a folder of its own: migrate, seed (a few items), serve."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "TSREVIEW_ENV")}
     env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}", TSREVIEW_MEDIA_ROOT=str(tmp_path / "media"),
+               TSREVIEW_VAR_DIR=str(tmp_path / "var"),  # its keys and audit checkpoints too, not the checkout's var/
                DJANGO_SETTINGS_MODULE="tsreview.settings")
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v0"], env=env, cwd=ROOT, check=True)
