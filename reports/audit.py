@@ -204,12 +204,6 @@ def link_mac(key: bytes, prev_mac: str, event: AuditEvent) -> str:
     return hmac.new(key, prev_mac.encode() + b"|" + event_body(event), hashlib.sha256).hexdigest()
 
 
-def event_digest(prev_hash: str, event: AuditEvent) -> str:
-    """The link of `event` after `prev_hash`, under the current key."""
-    _, keys = audit_keys()
-    return link_mac(keys[audit_keys()[0]], prev_hash, event)
-
-
 def _head() -> tuple[int, str]:
     head = AuditLink.objects.order_by("-seq").first()
     return (head.seq, head.mac) if head else (0, GENESIS)
