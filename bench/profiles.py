@@ -9,6 +9,7 @@ them at the end.
 
 import cProfile
 import io
+import os
 import pstats
 import sys
 import time
@@ -43,6 +44,8 @@ def profiled(label: str, fn, repeat: int, top: int = 14) -> None:
     stats = pstats.Stats(profile, stream=out)
     stats.sort_stats("tottime").print_stats(top)
     stack.say(f"\n### {label}: {each:.1f} ms each under cProfile, {len(queries)} queries")
+    if os.environ.get("PROFILE_SQL"):  # the statements of one run, to see which ones could go
+        stack.say("\n".join(f"  {sql[:300]}" for sql in queries))
     stack.say("\n".join(line for line in out.getvalue().splitlines() if line.strip())[:6000])
 
 

@@ -50,7 +50,7 @@ def run() -> dict:
     video = synthetic_video(60, seconds=seconds, size=(1280, 720), fps=30, cuts=6)
     stack.say(f"made a {seconds} s 1280×720 H.264 video ({len(video) / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f} s")
     store = media_store()
-    writer = store.writer(kind="originals")
+    writer = store.writer()
     writer.write(video)
     blob = writer.finish()
     ours, peer, ours_cpu, peer_cpu = [], [], [], []

@@ -142,8 +142,6 @@ class Item(models.Model):
 
     class Meta:
         indexes = [
-            # queue.item_claim: next waiting item by priority, then age.
-            models.Index(fields=["state", "-priority", "queued_at", "id"], name="item_claim_order"),
             # queue.item_claim: next waiting item by rank, over all queues, and in one queue.
             models.Index(fields=["state", "rank_at", "id"], name="item_claim_rank"),
             models.Index(fields=["state", "queue", "rank_at", "id"], name="item_claim_queue_rank"),
@@ -309,7 +307,9 @@ class Decision(models.Model):
         B2 = "B2", "B2 — pubescent, lascivious exhibition"
 
     item = models.ForeignKey(Item, on_delete=models.PROTECT, related_name="decisions")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions")
+    # Indexed with the item (decision_reviewer_item), not alone (migration 0015).
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="decisions",
+                                 db_index=False)
     reviewer_name = models.CharField(max_length=150)
     claim = models.ForeignKey(Claim, null=True, blank=True, on_delete=models.PROTECT, related_name="decisions")
     stage = models.CharField(max_length=8, choices=Claim.Stage.choices, default=Claim.Stage.REVIEW)
@@ -332,7 +332,12 @@ class Decision(models.Model):
     decided_at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["item", "decided_at"], name="decision_item_time")]
+        indexes = [
+            models.Index(fields=["item", "decided_at"], name="decision_item_time"),
+            # A reviewer's decisions; and queue.candidate_statement's blind QA: has this reviewer
+            # decided this item? One probe, whatever the planner's statistics say.
+            models.Index(fields=["reviewer", "item"], name="decision_reviewer_item"),
+        ]
 
 
 class PdqIndex(models.Model):

@@ -1,6 +1,10 @@
 """/healthz and /readyz: unauthenticated, cheap, and saying nothing but which part is down."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from django.db.migrations.recorder import MigrationRecorder
@@ -64,3 +68,23 @@ def test_health_endpoints_take_no_writes_and_set_no_cookies(client):
         assert client.post(url).status_code == 405
         response = client.get(url)
         assert not response.cookies and json.loads(response.content)["status"] == "ok"
+
+
+def test_readyz_names_an_unreachable_database(tmp_path):
+    """A node whose database does not answer: a process of its own, pointed at a port where
+    nothing listens, asked for /readyz as a load balancer asks."""
+    from .support.fault_services import free_port
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": f"postgres://tsreview@127.0.0.1:{port}/tsreview",
+           "TSREVIEW_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "tsreview.settings"}
+    env.pop("DATABASE_OWNER_URL", None)
+    code = ("import django, json; django.setup(); from django.test import Client; "
+            "r = Client(raise_request_exception=False).get('/readyz'); "
+            "print(json.dumps([r.status_code, r.content.decode(), r.headers.get('Cache-Control')]))")
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, body, cache = json.loads(done.stdout.strip().splitlines()[-1])
+    assert status == 503 and json.loads(body) == {"status": "unavailable", "failing": ["database"]}
+    assert str(port) not in body and "tsreview@" not in body and "no-cache" in cache

@@ -103,7 +103,7 @@ def test_the_decoding_child_needs_little_memory_on_every_hostile_video(made, med
     expected = {name: ("rejected", status) for name, (_, status, _) in REFUSED.items()}
     memory, peaks = settings.TSREVIEW_DECODE_MEMORY_BYTES, {}
     for name, data in files.items():
-        writer = store.writer(kind="originals")
+        writer = store.writer()
         writer.write(data)
         blob = writer.finish()
         kind, value, used, _ = decode.child_run("video_inspect", blob, data[:64], len(data),
@@ -133,7 +133,7 @@ def test_decoding_works_from_a_process_like_a_celery_prefork_worker(monkeypatch,
 
     monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
     monkeypatch.setitem(multiprocessing.current_process()._config, "authkey", AuthenticationString(os.urandom(32)))
-    writer = media_store().writer(kind="originals")
+    writer = media_store().writer()
     writer.write(synthetic_video(45, seconds=1))
     previews, times, pdqs = decode.video_previews_limited(writer.finish())
     assert times and "frame-00-still" in previews and len(pdqs) == len(times)

@@ -5,6 +5,7 @@ ciphertext ever reaches the folder or the bucket."""
 import hashlib
 import json
 import os
+import re
 
 import pytest
 
@@ -36,7 +37,7 @@ def test_a_large_file_streams_in_and_reads_back_a_chunk_at_a_time(media_root, mo
     store = media_store()
     data = os.urandom(12 * 1024 * 1024 + 12345)
     requests = Requests(store)
-    writer = store.writer(kind="originals")
+    writer = store.writer()
     for start in range(0, len(data), 256 * 1024):
         writer.write(data[start:start + 256 * 1024])
     name = writer.finish()
@@ -60,7 +61,7 @@ def test_a_large_file_streams_in_and_reads_back_a_chunk_at_a_time(media_root, mo
 
 def test_an_aborted_stream_leaves_nothing(media_root, monkeypatch):
     monkeypatch.setattr(files, "PART_BYTES", 5 * 1024 * 1024)
-    writer = media_store().writer(kind="originals")
+    writer = media_store().writer()
     writer.write(os.urandom(11 * 1024 * 1024))  # on S3, a multipart upload is under way
     writer.abort()
     assert stored_files(media_root) == []
@@ -78,9 +79,10 @@ def test_stored_names_reveal_neither_hashes_nor_file_names(api, media_root, djan
     item = Item.objects.get()
     names = [p.relative_to(media_root).as_posix() for p in stored_files(media_root)]
     assert len(names) == 1 + len(item.previews)
-    secrets = [item.sha256, item.md5, item.sha1, item.pdq, "victim", "holiday", "jpeg", "jpg"]
+    secrets = [item.sha256, item.md5, item.sha1, item.pdq, "victim", "holiday", "jpeg", "jpg", "original", "preview",
+               "inspect", "thumb"]
     for name in names:
-        assert files.NAME.match(name), name
+        assert files.NAME.match(name) and re.fullmatch(r"m/[0-9a-f]{2}/[0-9a-f]{32}", name), name  # not even its kind
         assert not any(secret and secret.lower() in name.lower() for secret in secrets), name
         sealed = (media_root / name).read_bytes()
         assert sealed[:4] in (storage.MAGIC, storage.MAGIC2) and data[:64] not in sealed
@@ -88,7 +90,7 @@ def test_stored_names_reveal_neither_hashes_nor_file_names(api, media_root, djan
 
 def test_names_lists_what_is_stored_and_delete_removes_it(media_root):
     store = media_store()
-    made = sorted(store.put(f"picture {n}".encode(), kind="previews") for n in range(3))
+    made = sorted(store.put(f"picture {n}".encode()) for n in range(3))
     assert sorted(store.names()) == made
     store.delete(made[0])
     assert sorted(store.names()) == made[1:] and not store.exists(made[0]) and store.exists(made[1])
@@ -105,3 +107,26 @@ def test_a_push_while_the_bucket_does_not_answer_is_a_503_and_stores_nothing(api
     assert response.status_code == 503 and response["Retry-After"] == "30"
     assert response.json() == {"errors": {"service": ["The media store is unavailable; nothing was stored. Retry later."]}}
     assert_nothing_stored()
+
+
+@pytest.mark.parametrize("store_kind", ["s3"], indirect=True)
+def test_pages_that_need_the_bucket_answer_503_while_it_does_not_and_record_no_reveal(client, reviewer, settings):
+    from reports.models import ExposureDay, ViewEvent
+    from reports.review import queue
+
+    from .factories import make_item
+    from .support.fault_services import free_port
+
+    item = make_item(1)  # stored while the bucket answers
+    queue.item_claim(user=reviewer)
+    settings.TSREVIEW_S3_ENDPOINT_URL = f"http://127.0.0.1:{free_port()}"  # then nothing listens there
+    client.raise_request_exception = False
+    client.force_login(reviewer)
+    preview = client.get(f"/media/{item.pk}/preview/inspect-3/")
+    assert preview.status_code == 503 and preview["Retry-After"] == "30"
+    assert b"The media store cannot be reached" in preview.content and b"127.0.0.1" not in preview.content
+    original = client.post(f"/media/{item.pk}/original/", {"mode": "hold"})
+    assert original.status_code == 503 and b"The media store cannot be reached" in original.content
+    assert not ViewEvent.objects.exists()  # nothing was sent: no reveal on record, none counted
+    assert not ExposureDay.objects.filter(user=reviewer, reveals__gt=0).exists()
+    assert client.get(f"/review/{item.pk}/").status_code == 200  # the page itself needs only the database

@@ -1,7 +1,7 @@
 """Where the media store's ciphertext lives: a local folder (the embedded default) or an
 S3-compatible bucket. Both hold only what storage.py has already encrypted; both write a file
 whole or not at all, stream large files both ways (a local file, or a multipart upload and
-ranged reads) and list what they hold. Names are storage.new_name()'s: kind/xx/random hex.
+ranged reads) and list what they hold. Names are storage.new_name()'s: m/xx/random hex (older ones originals/ or previews/).
 """
 
 import contextlib

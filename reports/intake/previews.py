@@ -47,7 +47,7 @@ def item_previews_make(*, item_id: int) -> Item:
             return _unreviewable(item_id, str(exc))
     else:
         previews = previews_make(store.get(item.original_blob))
-    names = {kind: store.put(blob, kind="previews") for kind, blob in previews.items()}
+    names = {kind: store.put(blob) for kind, blob in previews.items()}
     item.frame_pdqs = frame_pdqs if item.is_video else item.frame_pdqs
     near = cluster_candidate(item) if item.state == Item.State.NEW else None
     with transaction.atomic():

@@ -155,9 +155,9 @@ class MediaStore:
         self.key_id = key_id(key)
         self._keys = {key_id(k): AESGCM(k) for k in (*old_keys, key)}
 
-    def put(self, data: bytes, *, kind: str) -> str:
+    def put(self, data: bytes) -> str:
         """Encrypt and write; returns the new file's name. Written whole or not at all."""
-        name = new_name(kind)
+        name = new_name()
         self.files.write(name, self._seal(name, data))
         return name
 
@@ -165,9 +165,9 @@ class MediaStore:
         nonce = secrets.token_bytes(NONCE_BYTES)
         return MAGIC + self.key_id + nonce + self._keys[self.key_id].encrypt(nonce, data, name.encode())
 
-    def writer(self, *, kind: str) -> ChunkedWriter:
+    def writer(self) -> ChunkedWriter:
         """A new file written as a stream (see ChunkedWriter)."""
-        return ChunkedWriter(self, new_name(kind))
+        return ChunkedWriter(self, new_name())
 
     def open(self, name: str) -> io.RawIOBase:
         """A stored file as a seekable read-only file, decrypted chunk by chunk (a file of the
@@ -269,10 +269,11 @@ class MediaStore:
         return bool(name) and self.files.exists(name)
 
 
-def new_name(kind: str) -> str:
-    """A new file's name: its kind (originals or previews) and random hex, nothing else (no
-    hash, no file name: the names are the object keys of a bucket)."""
-    return f"{kind}/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}"
+def new_name() -> str:
+    """A new file's name: random hex and nothing else (no hash, no file name, not even whether
+    it is an original or a preview: the names are the object keys of a bucket). Names made
+    before 2026-12 begin with originals/ or previews/ and stay valid."""
+    return f"m/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}"
 
 
 def _decode_key(encoded: str) -> bytes:

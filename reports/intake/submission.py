@@ -103,7 +103,7 @@ def submission_create(*, scanner: Scanner, metadata: dict, data: bytes | None, f
         blob, stored.kept = stored.blob, True  # from here on, this function keeps or removes it
     else:
         known = Item.objects.filter(sha256=facts.sha256, purged_at__isnull=True).exists()
-        blob = "" if known else media_store().put(data, kind="originals")
+        blob = "" if known else media_store().put(data)
     restored = False
     try:
         with transaction.atomic():
@@ -111,7 +111,7 @@ def submission_create(*, scanner: Scanner, metadata: dict, data: bytes | None, f
             if not item_created and item.purged_at is not None and not blob and data is not None:
                 # Purged between the check above and this lock (a retention run): these bytes are
                 # the only copy now, so they are stored after all, under the item's lock.
-                blob = media_store().put(data, kind="originals")
+                blob = media_store().put(data)
             restored = not item_created and item.purged_at is not None and bool(blob)
             if restored:
                 _item_restore(scanner, item, blob)
@@ -176,10 +176,10 @@ def _item_get_or_create(facts: ImageFacts, blob: str) -> tuple[Item, bool]:
     }
     # New bytes are inserted in one statement that does nothing if the bytes are known
     # (INSERT ... ON CONFLICT (sha256) DO NOTHING RETURNING id): one round trip, no savepoint.
-    # A known item is locked here, before audit_record takes the audit head, in the order every
-    # other writer of an item uses (previews, claims, decisions: item, then head). Unlocked, the
-    # submission's foreign-key check, deferred to COMMIT, would wait for the item while this
-    # transaction holds the head: a deadlock with e.g. the item's previews task.
+    # A known item is locked here, first, as every other writer of an item does (previews,
+    # claims, decisions). Unlocked, the submission's foreign-key check, deferred to COMMIT, would
+    # wait for the item while this transaction held what it wrote before: with the audit head of
+    # the earlier design that was a deadlock with the item's previews task.
     if blob:
         item = Item(sha256=facts.sha256, **defaults)
         fields = [f for f in Item._meta.concrete_fields if not f.primary_key]

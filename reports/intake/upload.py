@@ -62,7 +62,7 @@ class EncryptingUploadHandler(FileUploadHandler):
         super().new_file(field_name, *args, **kwargs)
         if field_name != "file" or self.upload is not None:
             return
-        self.upload = StoredUpload(media_store().writer(kind="originals"), self.file_name, self.content_type)
+        self.upload = StoredUpload(media_store().writer(), self.file_name, self.content_type)
         self.uploads.append(self.upload)
         raise StopFutureHandlers
 

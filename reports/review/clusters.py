@@ -6,7 +6,7 @@ lead's split, and the looks clustering avoided."""
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Exists, Q
 from django.utils import timezone
 
 from ..audit import audit_record
@@ -18,6 +18,11 @@ from ..states import item_move
 def cluster_members(rep_id: int) -> list[Item]:
     """The items waiting with a representative, nearest first."""
     return list(Item.objects.filter(cluster_of_id=rep_id, state=Item.State.CLUSTERED).order_by("cluster_distance", "id"))
+
+
+def cluster_exists(rep_id) -> Exists:
+    """Whether any item waits with the representative (an expression: rep_id may be an OuterRef)."""
+    return Exists(Item.objects.filter(cluster_of_id=rep_id, state=Item.State.CLUSTERED))
 
 
 def cluster_members_lock(rep_id: int) -> list[Item]:

@@ -7,6 +7,7 @@ import secrets
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef
 from django.utils import timezone
 
 from ..audit import audit_record
@@ -16,8 +17,8 @@ from ..intake.quarantine import entries_review
 from ..intake.routing import rank_time
 from ..models import Claim, Decision, Item, ScannerEvent
 from ..states import item_move
-from .clusters import cluster_members_lock, member_requeue
-from .queue import claim_end
+from .clusters import cluster_exists, cluster_members_lock, member_requeue
+from .queue import claim_close
 from .reveal import painted_frames, played_segments, viewed_by, views_lock_unreported
 from .wellness import exposure_add
 
@@ -139,11 +140,13 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
     if not ticked_ids:
         viewed = reveal_check(item=claim.item_id, user=user, verdict=verdict)
     with transaction.atomic():
-        claim = Claim.objects.select_for_update(no_key=True).select_related("item").get(pk=claim.pk)
+        claim = (Claim.objects.select_for_update(no_key=True).select_related("item")
+                 .annotate(clustered=cluster_exists(OuterRef("item_id"))).get(pk=claim.pk))
         if claim.end != Claim.End.OPEN or claim.user_id != user.pk:
             raise Refused({"claim": "This item is no longer yours to decide; its lease ended."})
-        views_lock_unreported(claim)  # before the audit head: the order every writer keeps
-        members = cluster_members_lock(claim.item_id) if claim.stage == Claim.Stage.REVIEW else []
+        views = views_lock_unreported(claim)  # the lock order every writer keeps: claim, views, items
+        clustered = claim.clustered and claim.stage == Claim.Stage.REVIEW
+        members = cluster_members_lock(claim.item_id) if clustered else []
         strangers = sorted(ticked_ids - {m.pk for m in members})
         if strangers:
             raise Refused({"members": "No longer waiting in this cluster (a lead split it, or it was decided): "
@@ -159,9 +162,8 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
         decision = decision_create(item=claim.item, user=user, claim=claim, stage=claim.stage, verdict=verdict,
                                    classification=classification, reason=reason, annotations=annotations, note=note,
                                    viewed=viewed, started_at=claim.started_at, now=now)
-        state = _next_state(claim, verdict)
-        _item_settle(claim.item, decision, state, now)
-        if state == Item.State.DECIDED:  # before the audit head is locked: no decision waits on this work
+        state = _item_settle(claim.item, decision, Item.State.CLAIMED, _next_state(claim, verdict), now)
+        if state == Item.State.DECIDED:
             verdict_events(item_id=claim.item_id, decision=decision)
             entries_review(item_id=claim.item_id, verdict=decision.verdict)
         audit_record(actor=user, action="decision.recorded", subject=decision, item_id=claim.item_id,
@@ -173,7 +175,7 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
                 _member_decide(member, decision, user=user, claim=claim, state=state, now=now)
             else:
                 member_requeue(member, actor=user, why="unticked in the cluster decision")
-        claim_end(claim=claim, end=Claim.End.DECIDED, item_state=state)
+        claim_close(claim=claim, end=Claim.End.DECIDED, actor=user, views=views, item_state=state)
         exposure_add(user, items=1)
     return decision
 
@@ -186,9 +188,7 @@ def _member_decide(member: Item, cluster_decision: Decision, *, user, claim: Cla
     decision = decision_create(item=member, user=user, claim=claim, stage=claim.stage, verdict=d.verdict,
                                classification=d.classification, reason=d.reason, annotations=d.annotations, note=d.note,
                                viewed=viewed, started_at=claim.started_at, now=now, cluster_decision=d)
-    member_state = item_move(member.state, state)
-    _item_settle(member, decision, state, now)
-    Item.objects.filter(pk=member.pk).update(state=member_state)
+    member_state = _item_settle(member, decision, member.state, state, now)
     if member_state == Item.State.DECIDED:  # its own scanners hear its verdict, its entries are counted
         verdict_events(item_id=member.pk, decision=decision)
         entries_review(item_id=member.pk, verdict=decision.verdict)
@@ -200,16 +200,18 @@ def _member_decide(member: Item, cluster_decision: Decision, *, user, claim: Cla
     return decision
 
 
-def _item_settle(item: Item, decision: Decision, state: str, now) -> None:
-    """The verdict and times that go with the new state (claim_end moves the state)."""
+def _item_settle(item: Item, decision: Decision, from_state: str, state: str, now) -> str:
+    """Move the item on to its next state, no longer held, with the verdict and the times that
+    go with that state: one UPDATE. Returns the state."""
     fields = {}
     if decision.verdict != Decision.Verdict.ESCALATED:
         fields.update(verdict=decision.verdict, verdict_reason=decision.reason, decided_at=now)
     if state in (Item.State.QA, Item.State.ESCALATED):
         fields["queued_at"] = now  # waits in its next queue from now
         fields["rank_at"] = rank_time(now, item.priority, item.urgent)
-    if fields:
-        Item.objects.filter(pk=item.pk).update(**fields)
+    Item.objects.filter(pk=item.pk).update(state=item_move(from_state, state), claimed_by=None, lease_until=None,
+                                           **fields)
+    return state
 
 
 def verdict_events(*, item_id: int, decision: Decision, overturned: bool = False) -> None:

@@ -8,12 +8,12 @@ from django.db.models import Count
 from django.utils import timezone
 
 from ..audit import audit_record
-from ..models import Claim, Item, WellnessPolicy
+from ..models import Claim, ExposureDay, Item, WellnessPolicy
 from ..states import item_move
 from .reveal import views_close_unreported, views_lock_unreported
 from .wellness import CapReached, cap_reached, exposure_today
 
-__all__ = ["CapReached", "item_claim", "claim_skip", "claim_end", "claim_renew", "leases_expire", "queue_counts"]
+__all__ = ["CapReached", "item_claim", "claim_skip", "claim_end", "claim_close", "claim_renew", "leases_expire", "queue_counts"]
 
 # Where an item goes back to when a claim ends without a decision.
 WAITING_STATE = {Claim.Stage.REVIEW: Item.State.QUEUED, Claim.Stage.QA: Item.State.QA, Claim.Stage.LEAD: Item.State.ESCALATED}
@@ -34,44 +34,82 @@ def claim_open_for(user) -> Claim | None:
     return Claim.objects.select_related("item").filter(user=user, end=Claim.End.OPEN).first()
 
 
-def _candidates(user, stage: str):
-    """Waiting items of a stage that this person may take, best first."""
-    queryset = Item.objects.filter(state=WAITING_STATE[stage])
-    recently_skipped = Claim.objects.filter(user=user, end=Claim.End.SKIPPED, ended_at__gte=timezone.now() - SKIP_MEMORY)
-    queryset = queryset.exclude(pk__in=recently_skipped.values("item_id"))
-    if stage == Claim.Stage.QA:
-        # Blind second review is never by someone who already decided the item.
-        queryset = queryset.exclude(decisions__reviewer=user)
-    return queryset.order_by("rank_at", "id")
-
-
+# The claim's candidate statements are written out: they run on every claim, and building them
+# with the ORM cost more than running them (about 3 ms of Python a claim; docs/benchmarks.md §3).
+# One text serves PostgreSQL and SQLite: each queue's head is a subquery of its own (SQLite
+# cannot order and limit inside a UNION), and only PostgreSQL locks (SQLite serialises writers).
 # How many of the best items of each of a reviewer's queues compete for their claim: enough that
 # reviewers claiming at once find one not locked by another.
 LANE_HEADS = 4
+_ORDER = "ORDER BY i.rank_at, i.id"
+# Not an item this person skipped in the last SKIP_MEMORY.
+_NOT_SKIPPED = ("i.id NOT IN (SELECT c.item_id FROM reports_claim c "
+                "WHERE c.user_id = %s AND c.\"end\" = %s AND c.ended_at >= %s)")
+# Blind second review is never by someone who already decided the item: one index-only probe
+# of decision_reviewer_item per candidate, so the cost does not grow with the reviewer's
+# history. OFFSET 0 keeps it a probe: as an anti-join, a young table's statistics (the planner
+# believing a reviewer has one decision) made PostgreSQL rescan all the reviewer's decisions
+# for every candidate (11.6 ms instead of 0.36 ms with 500 of them; docs/benchmarks.md §3).
+_NOT_DECIDED_BY = "NOT EXISTS (SELECT 1 FROM reports_decision d WHERE d.reviewer_id = %s AND d.item_id = i.id{offset})"
 
 
 def reviewer_lanes(user) -> list[int | None] | None:
     """The queues a reviewer takes first reviews from (and the general queue, None), or None
     for a reviewer assigned to no queue: they take from all."""
-    ids = list(user.review_queues.order_by("pk").values_list("pk", flat=True))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reviewqueue_id FROM reports_reviewqueue_members WHERE user_id = %s ORDER BY 1", [user.pk])
+        ids = [row[0] for row in cursor.fetchall()]
     return [*ids, None] if ids else None
 
 
-def _lane(queryset, queue_id):
-    rows = queryset.filter(queue__isnull=True) if queue_id is None else queryset.filter(queue_id=queue_id)
-    return rows.order_by("rank_at", "id")
+def candidate_statement(user, stage: str, lanes: list | None, now) -> tuple[str, list]:
+    """The statement that finds (and on PostgreSQL locks, skipping rows others hold) the best
+    waiting item of a stage this person may take: by rank, among the heads of their queues when
+    they have queues. Returns (sql, params); the statement selects one id or none."""
+    skipped = [user.pk, Claim.End.SKIPPED, connection.ops.adapt_datetimefield_value(now - SKIP_MEMORY)]
+    postgres = connection.vendor == "postgresql"
+    lock = " FOR NO KEY UPDATE OF i SKIP LOCKED" if postgres else ""
+    waiting = WAITING_STATE[stage]
+    if not lanes:
+        not_decided = _NOT_DECIDED_BY.format(offset=" OFFSET 0" if postgres else "")  # SQLite: no OFFSET without LIMIT
+        extra, params = ("", []) if stage != Claim.Stage.QA else (f" AND {not_decided}", [user.pk])
+        sql = f"SELECT i.id FROM reports_item i WHERE i.state = %s AND {_NOT_SKIPPED}{extra} {_ORDER} LIMIT 1{lock}"
+        return sql, [waiting, *skipped, *params]
+    heads, params = [], []
+    for n, queue_id in enumerate(lanes):
+        lane = "i.queue_id IS NULL" if queue_id is None else "i.queue_id = %s"
+        heads.append(f"SELECT id FROM (SELECT i.id FROM reports_item i WHERE i.state = %s AND {lane} AND {_NOT_SKIPPED} "
+                     f"{_ORDER} LIMIT {LANE_HEADS}) AS head{n}")
+        params += [waiting, *([] if queue_id is None else [queue_id]), *skipped]
+    sql = f"SELECT i.id FROM reports_item i WHERE i.state = %s AND i.id IN ({' UNION ALL '.join(heads)}) {_ORDER} LIMIT 1{lock}"
+    return sql, [waiting, *params]
 
 
-def _in_lanes(queryset, lanes):
-    """The waiting items among the best LANE_HEADS of each of the reviewer's queues, each head
-    found by one index scan. On PostgreSQL one statement with the lock (the heads are a UNION
-    ALL subquery); where a database cannot order and limit inside a UNION (SQLite, the embedded
-    mode), the heads are read first, one query per queue."""
-    if connection.features.supports_slicing_ordering_in_compound:
-        heads = [_lane(queryset, q).values("id")[:LANE_HEADS] for q in lanes]
-        return queryset.filter(pk__in=heads[0].union(*heads[1:], all=True) if len(heads) > 1 else heads[0])
-    ids = [pk for q in lanes for pk in _lane(queryset, q).values_list("id", flat=True)[:LANE_HEADS]]
-    return queryset.filter(pk__in=ids)
+# Before a claim, one statement: the claim this person holds, today's exposure and the
+# policy's caps, and whether any lease ran out. (Asked through the ORM, these were four
+# queries and about 3.5 ms of Python a claim; this is one round trip and 0.3 ms.)
+_PREAMBLE = """SELECT (SELECT c.id FROM reports_claim c WHERE c.user_id = %s AND c."end" = %s LIMIT 1),
+  (SELECT d.unblurred_seconds FROM reports_exposureday d WHERE d.user_id = %s AND d.day = %s),
+  (SELECT d.items FROM reports_exposureday d WHERE d.user_id = %s AND d.day = %s),
+  (SELECT p.daily_cap_seconds FROM reports_wellnesspolicy p WHERE p.id = 1),
+  (SELECT p.daily_cap_items FROM reports_wellnesspolicy p WHERE p.id = 1),
+  EXISTS (SELECT 1 FROM reports_item i WHERE i.state = %s AND i.lease_until < %s)"""
+
+
+def _claim_preamble(user) -> tuple[int | None, ExposureDay, WellnessPolicy, bool]:
+    """(the open claim's id or None, today's exposure, the wellness policy, any lease expired):
+    the exposure and policy unsaved, with their defaults where no row exists yet."""
+    today = connection.ops.adapt_datefield_value(timezone.localdate())
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(_PREAMBLE, [user.pk, Claim.End.OPEN, user.pk, today, user.pk, today, Item.State.CLAIMED, now])
+        held, seconds, items, cap_seconds, cap_items, expired = cursor.fetchone()
+    # The day's first claim makes the day's exposure row (the heartbeat and the caps count on it).
+    day = exposure_today(user) if items is None else ExposureDay(user=user, unblurred_seconds=seconds, items=items)
+    policy = WellnessPolicy(pk=1)
+    if cap_seconds is not None:
+        policy.daily_cap_seconds, policy.daily_cap_items = cap_seconds, cap_items
+    return held, day, policy, bool(expired)
 
 
 def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
@@ -81,12 +119,15 @@ def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
     Two people never get the same item: candidates are locked with SKIP LOCKED, the state
     change is a conditional update whose row count is checked, and a partial unique index
     allows one open claim per item. Audited: claim.started."""
-    current = claim_open_for(user)
-    if current:
-        return current
-    if cap_reached(exposure_today(user), WellnessPolicy.current()):
+    held, day, policy, expired = _claim_preamble(user)
+    if held:
+        current = Claim.objects.select_related("item").filter(pk=held, end=Claim.End.OPEN).first()
+        if current:
+            return current
+    if cap_reached(day, policy):
         raise CapReached
-    leases_expire()
+    if expired:
+        leases_expire()
     for stage in stages:
         for _ in range(3):  # lost races retry with the next candidate
             claim = _claim_next(user, stage)
@@ -101,20 +142,19 @@ def _claim_next(user, stage):
     now = timezone.now()
     try:
         with transaction.atomic():
-            candidates = _candidates(user, stage)
             lanes = reviewer_lanes(user) if stage == Claim.Stage.REVIEW else None
-            if lanes:  # the reviewer's queues: the best of each, then the best of those
-                candidates = _in_lanes(candidates, lanes)
-            item = candidates.select_for_update(no_key=True, skip_locked=True, of=("self",)).first()
-            if item is None:
+            with connection.cursor() as cursor:
+                cursor.execute(*candidate_statement(user, stage, lanes, now))
+                row = cursor.fetchone()
+            if row is None:
                 return None
             waiting = WAITING_STATE[stage]
-            taken = Item.objects.filter(pk=item.pk, state=waiting).update(
+            taken = Item.objects.filter(pk=row[0], state=waiting).update(
                 state=item_move(waiting, Item.State.CLAIMED), claimed_by=user, lease_until=now + lease_length())
             if not taken:
                 return False
-            claim = Claim.objects.create(item=item, user=user, stage=stage, started_at=now)
-            audit_record(actor=user, action="claim.started", subject=claim, item_id=item.pk,
+            claim = Claim.objects.create(item_id=row[0], user=user, stage=stage, started_at=now)
+            audit_record(actor=user, action="claim.started", subject=claim, item_id=row[0],
                          data={"stage": stage, "lease_until": now + lease_length()})
             return claim
     except IntegrityError:
@@ -131,15 +171,21 @@ def claim_renew(*, claim: Claim) -> bool:
 def claim_end(*, claim: Claim, end: str, actor=None, item_state: str | None = None) -> None:
     """Close a claim and put its item back where it waits (or into item_state). Callers hold a
     transaction; unreported reveals are counted up to now. Audited: claim.<end>."""
-    now = timezone.now()
-    views_lock_unreported(claim)
-    claim.end, claim.ended_at = end, now
-    claim.save(update_fields=["end", "ended_at"])
+    views = views_lock_unreported(claim)
     state = item_move(Item.State.CLAIMED, item_state or WAITING_STATE[claim.stage])
     Item.objects.filter(pk=claim.item_id).update(state=state, claimed_by=None, lease_until=None)
-    views_close_unreported(claim, now)
-    audit_record(actor=actor or claim.user, action=f"claim.{end}", subject=claim, item_id=claim.item_id,
-                 data={"stage": claim.stage, "item_state": state})
+    claim_close(claim=claim, end=end, actor=actor or claim.user, views=views, item_state=state)
+
+
+def claim_close(*, claim: Claim, end: str, actor, views, item_state: str) -> None:
+    """The claim's own end, once its item has moved on (to item_state): the row, its unreported
+    reveals (`views`, locked by the caller) counted up to now. Audited: claim.<end>."""
+    now = timezone.now()
+    claim.end, claim.ended_at = end, now
+    claim.save(update_fields=["end", "ended_at"])
+    views_close_unreported(views, now)
+    audit_record(actor=actor, action=f"claim.{end}", subject=claim, item_id=claim.item_id,
+                 data={"stage": claim.stage, "item_state": item_state})
 
 
 def claim_skip(*, claim: Claim) -> None:

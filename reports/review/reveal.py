@@ -111,7 +111,7 @@ def _segment_clip(item: Item, *, frame: int, start: float, seconds: float, grey:
         return store.get(item.previews[kind])
     with store.open(item.original_blob) as source:  # read chunk by chunk, never whole
         clip = segment_make(source, start=start, seconds=seconds, grey=grey, sound=sound)
-    name = store.put(clip, kind="previews")
+    name = store.put(clip)
     with transaction.atomic():
         locked = Item.objects.select_for_update(no_key=True).get(pk=item.pk)
         if locked.purged_at or kind in locked.previews or not locked.previews:  # destroyed, raced, or not made
@@ -174,14 +174,14 @@ def views_lock_unreported(claim: Claim) -> list[ViewEvent]:
     """Lock the claim's reveals whose length the page has not reported yet.
 
     Lock order, kept by every writer so that none waits in a circle (docs/architecture.md):
-    claim, its views, the item, the audit head, today's exposure."""
+    claim, its views, the item, today's exposure."""
     return list(ViewEvent.objects.select_for_update(no_key=True).filter(claim=claim, reported=False).order_by("pk"))
 
 
-def views_close_unreported(claim: Claim, now) -> None:
-    """A reveal whose page never reported its length (its reports were all lost) counts by what
-    the server knows: from the original's response to now, at most
-    TSREVIEW_UNREPORTED_VIEW_SECONDS; nobody saw it painted, so it is not a view."""
-    for view in views_lock_unreported(claim):
+def views_close_unreported(views: list[ViewEvent], now) -> None:
+    """A reveal whose page never reported its length (its reports were all lost; `views` from
+    views_lock_unreported) counts by what the server knows: from the original's response to
+    now, at most TSREVIEW_UNREPORTED_VIEW_SECONDS; nobody saw it painted, so it is not a view."""
+    for view in views:
         seconds = min((now - view.started_at).total_seconds(), settings.TSREVIEW_UNREPORTED_VIEW_SECONDS)
         view_seconds_record(view=view, seconds=seconds, painted=False)

@@ -80,8 +80,9 @@ def policy_peek() -> WellnessPolicy:
 
 def exposure_add(user, **increments) -> None:
     """Add to today's counters atomically (F expressions: concurrent tabs don't lose counts)."""
-    day = exposure_today(user)
-    ExposureDay.objects.filter(pk=day.pk).update(**{k: F(k) + v for k, v in increments.items()})
+    changes = {k: F(k) + v for k, v in increments.items()}
+    if not ExposureDay.objects.filter(user=user, day=timezone.localdate()).update(**changes):
+        ExposureDay.objects.filter(pk=exposure_today(user).pk).update(**changes)  # the day's first
 
 
 def activity_record(user) -> ExposureDay:
@@ -102,7 +103,6 @@ def break_taken(user) -> None:
     """The reviewer took the break they were offered. Audited."""
     day = exposure_today(user)
     with transaction.atomic():
-        # The audit head first, then the exposure row: the order every writer keeps.
         audit_record(actor=user, action="wellness.break_taken", subject=day,
                      data={"active_since_break_seconds": day.active_since_break_seconds})
         ExposureDay.objects.filter(pk=day.pk).update(active_since_break_seconds=0)

@@ -1,18 +1,21 @@
-"""Django's 500 handler: an unreachable database is a 503 the client may retry."""
+"""Django's 500 handler: an unreachable database or media store is a 503 the client may retry."""
 
 import sys
 
 from django.http import HttpResponse, JsonResponse
 
-from ..errors import DATABASE_DOWN, UNAVAILABLE
+from ..errors import DATABASE_DOWN, STORE_UNAVAILABLE, UNAVAILABLE, StoreUnavailable
 
 
 def server_error(request):
-    if isinstance(sys.exc_info()[1], DATABASE_DOWN):
+    error = sys.exc_info()[1]
+    if isinstance(error, (*DATABASE_DOWN, StoreUnavailable)):
+        database = isinstance(error, DATABASE_DOWN)
         if request.path.startswith("/api/"):
-            return JsonResponse(UNAVAILABLE, status=503, headers={"Retry-After": "30"})
+            return JsonResponse(UNAVAILABLE if database else STORE_UNAVAILABLE, status=503, headers={"Retry-After": "30"})
+        what = "The database" if database else "The media store"
         return HttpResponse("<!doctype html><title>Unavailable</title><h1>tsreview is briefly unavailable</h1>"
-                            "<p>The database cannot be reached. Nothing was changed; try again in a minute.</p>",
+                            f"<p>{what} cannot be reached. Nothing was changed; try again in a minute.</p>",
                             status=503, headers={"Retry-After": "30"})
     if request.path.startswith("/api/"):  # every API answer is JSON, an unexpected error too
         return JsonResponse({"errors": {"server": ["Internal error; nothing more is said here. It was logged."]}}, status=500)
