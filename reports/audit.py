@@ -40,6 +40,7 @@ from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
+from .keyfiles import key_text
 from .models import AuditEvent, AuditLink, Decision, Scanner, ViewEvent
 
 logger = logging.getLogger(__name__)
@@ -66,19 +67,8 @@ def _parse_key(text: str) -> tuple[str, bytes]:
 
 
 def _load_key() -> str:
-    encoded = settings.TSREVIEW_AUDIT_KEY
-    key_file = settings.TSREVIEW_AUDIT_KEY_FILE_DEFAULT
-    if not encoded and key_file:
-        key_file = Path(key_file)
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write("local1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
-        encoded = key_file.read_text().strip()
-    if not encoded:
-        raise ImproperlyConfigured("TSREVIEW_AUDIT_KEY is not set")
-    return encoded
+    return key_text(settings.TSREVIEW_AUDIT_KEY, settings.TSREVIEW_AUDIT_KEY_FILE_DEFAULT,
+                    lambda: "local1:" + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(), "TSREVIEW_AUDIT_KEY")
 
 
 @functools.cache

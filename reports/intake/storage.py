@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from ..keyfiles import key_text
 from .files import LocalFiles, S3Objects
 
 MAGIC = b"TSR1"
@@ -284,19 +285,9 @@ def _decode_key(encoded: str) -> bytes:
 
 
 def _load_key() -> bytes:
-    encoded = settings.TSREVIEW_MEDIA_KEY
-    key_file = settings.TSREVIEW_MEDIA_KEY_FILE_DEFAULT
-    if not encoded and key_file:
-        key_file = Path(key_file)
-        if not key_file.exists():
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                fh.write(base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode())
-        encoded = key_file.read_text().strip()
-    if not encoded:
-        raise ImproperlyConfigured("TSREVIEW_MEDIA_KEY is not set")
-    return _decode_key(encoded)
+    return _decode_key(key_text(settings.TSREVIEW_MEDIA_KEY, settings.TSREVIEW_MEDIA_KEY_FILE_DEFAULT,
+                                lambda: base64.urlsafe_b64encode(AESGCM.generate_key(bit_length=256)).decode(),
+                                "TSREVIEW_MEDIA_KEY"))
 
 
 @functools.cache
