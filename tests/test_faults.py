@@ -186,8 +186,8 @@ def test_the_database_failing_after_the_file_was_written_removes_the_file_and_st
     written = []
     writer = storage.media_store().writer
 
-    def write_and_remember(*, kind):  # the API streams the file part into the store
-        written.append(writer(kind=kind))
+    def write_and_remember():  # the API streams the file part into the store
+        written.append(writer())
         return written[-1]
 
     monkeypatch.setattr(storage.media_store(), "writer", write_and_remember)
