@@ -15,6 +15,7 @@ from reports.models import AuditEvent, Item, ViewEvent
 from reports.review import queue
 
 from .factories import make_metadata, push
+from .support.hostile_video import audio_only
 
 pytestmark = pytest.mark.django_db
 
@@ -78,19 +79,6 @@ def test_each_limit_refuses_with_413_naming_it_and_stores_nothing(api, webm, set
     assert response.status_code == 413
     assert field_text in response.json()["errors"]["file"][0]
     assert_nothing_stored()
-
-
-def audio_only() -> bytes:
-    out = io.BytesIO()
-    with av.open(out, mode="w", format="mp4") as box:
-        stream = box.add_stream("aac", rate=48000)
-        import numpy as np
-
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), dtype=np.float32), format="fltp", layout="mono")
-        frame.sample_rate, frame.pts = 48000, 0
-        for packet in [*stream.encode(frame), *stream.encode()]:
-            box.mux(packet)
-    return out.getvalue()
 
 
 def without_moov(data: bytes) -> bytes:

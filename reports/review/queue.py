@@ -120,10 +120,9 @@ def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
     change is a conditional update whose row count is checked, and a partial unique index
     allows one open claim per item. Audited: claim.started."""
     held, day, policy, expired = _claim_preamble(user)
-    if held:
-        current = Claim.objects.select_related("item").filter(pk=held, end=Claim.End.OPEN).first()
-        if current:
-            return current
+    current = claim_open_for(user) if held else None
+    if current:
+        return current
     if cap_reached(day, policy):
         raise CapReached
     if expired:
