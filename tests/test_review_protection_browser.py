@@ -496,6 +496,30 @@ def test_at_the_cap_the_reveal_is_refused_and_the_page_says_why_once(login, revi
     assert page.get_attribute("#reveal", "aria-disabled") == "true"
 
 
+def test_a_reveal_while_storage_is_unreachable_says_so_and_counts_nothing(login, reviewer):
+    """The server answers 503 when its media store does not answer (tests/test_media_stores.py);
+    here the page's side of it: the reviewer is told why, nothing is shown, and a later try
+    works."""
+    make_item(11)
+    page = login(reviewer)
+    page.route("**/original/", lambda route: route.fulfill(
+        status=503, headers={"Retry-After": "30"}, content_type="text/html",
+        body="<!doctype html><title>Unavailable</title><h1>tsreview is briefly unavailable</h1>"))
+    start_review(page)
+    page.keyboard.down(" ")
+    expect(page.locator("#reveal-refused")).to_contain_text("cannot reach its storage")
+    page.keyboard.up(" ")
+    assert page.inner_text("#badge") == "Could not reveal"
+    expect(page.locator("#original")).to_be_hidden()
+    assert not page.evaluate("__probe.frames.some(f => f.shown)")
+    page.unroute("**/original/")
+    page.keyboard.down(" ")  # storage is back: the same page reveals, and the message goes
+    expect(page.locator("#original")).to_be_visible()
+    expect(page.locator("#reveal-refused")).to_have_count(0)
+    page.keyboard.up(" ")
+    expect(page.locator("#original")).to_be_hidden()
+
+
 def test_the_break_prompt_is_a_modal_dialog_run_by_keyboard(login, reviewer):
     make_item(8)
     page = login(reviewer)

@@ -130,6 +130,10 @@
         alertShow(cap.join(" "));
       } else {
         badge.textContent = "Could not reveal";
+        if (response.status === 503) {
+          alertShow("The file could not be fetched: the server cannot reach its storage just now. Nothing was " +
+                    "shown or counted; try again in a minute.");
+        }
       }
     });
   }
@@ -142,6 +146,7 @@
     var body = "mode=" + encodeURIComponent(mode) + (root.dataset.frame ? "&frame=" + root.dataset.frame : "");
     post(root.dataset.originalUrl, body).then(function (response) {
       if (!response.ok) { wanted = false; return refused(response); }
+      alertSlot.textContent = "";  // an earlier refusal no longer holds
       var viewId = response.headers.get("X-View-Id");
       return response.blob().then(function (blob) {
         // The first frame only, decoded off screen: an animated file never animates here.
@@ -214,6 +219,7 @@
     var body = "mode=" + encodeURIComponent(mode) + "&frame=" + (root.dataset.frame || "0") + (sound ? "&sound=1" : "");
     post(root.dataset.segmentUrl, body).then(function (response) {
       if (!response.ok) { wanted = false; return refused(response); }
+      alertSlot.textContent = "";  // an earlier refusal no longer holds
       var viewId = response.headers.get("X-View-Id");
       return response.blob().then(function (blob) {
         if (!wanted || mine !== seq) { report(viewId, null); return; }  // released before it arrived
