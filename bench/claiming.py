@@ -187,18 +187,21 @@ def claim_run(user_ids: list[int], claims_each: int, think: tuple | None, *, ser
              for uid in user_ids]
     stop, chained = ctx.Event(), ctx.Queue()
     chainer = ctx.Process(target=_chainer, args=(stop, settings.TSREVIEW_AUDIT_CHAIN_SECONDS, chained))
-    t = time.perf_counter()
+    t, jiffies, cpu0 = time.perf_counter(), stack.machine_jiffies(), stack.cpu_seconds()
     for proc in procs:
         proc.start()
     chainer.start()
     collected = [results.get(timeout=RUN_SECONDS + 120) for _ in procs]
     elapsed = time.perf_counter() - t
+    busy = stack.busy_share(jiffies, stack.machine_jiffies())
     stop.set()
     chain = chained.get(timeout=120)
     for proc in [*procs, chainer]:
         proc.join(30)
         if proc.is_alive():
             proc.kill()
+    time.sleep(0.3)  # the backends of the closed connections exit and are reaped
+    cpu = stack.cpu_used(cpu0, stack.cpu_seconds())
     claim_ms = [x for c, _, _, _, _ in collected for x in c]
     decide_ms = [x for _, d, _, _, _ in collected for x in d]
     held = [h for _, _, hs, _, _ in collected for h in hs]
@@ -207,7 +210,8 @@ def claim_run(user_ids: list[int], claims_each: int, think: tuple | None, *, ser
     # The slowest 1% of claims, and how much of each was audit_record.
     slow = sorted(zip(claim_ms, audit_ms, strict=True), reverse=True)[:max(1, len(claim_ms) // 100)]
     return {"claim_ms": claim_ms, "decide_ms": decide_ms, "held": held, "seconds": elapsed, "chain": chain,
-            "worked_s": worked, "per_s": len(decide_ms) / max(1e-9, worked),
+            "worked_s": worked, "per_s": len(decide_ms) / max(1e-9, worked), "busy": busy,
+            "cpu_ms_per_cycle": {role: round(v * 1000 / max(1, len(decide_ms)), 1) for role, v in cpu.items()},
             "first_ms": [c[0] for c, *_ in collected if c], "warm_ms": [x for c, *_ in collected for x in c[1:]],
             "audit_share_of_slowest": sum(a for _, a in slow) / max(1e-9, sum(c for c, _ in slow)),
             "audit_share": sum(audit_ms) / max(1e-9, sum(claim_ms))}
@@ -324,7 +328,8 @@ def run(n_items: int | None = None) -> dict:
                   f"{len(run_['decide_ms'])} claim+decide in {run_['worked_s']:.1f} s = {run_['per_s']:.1f}/s; claim p50 "
                   f"{stack.percentile(run_['claim_ms'], 50):.1f} ms, p99 {stack.percentile(run_['claim_ms'], 99):.1f} ms; "
                   f"decide p50 {stack.percentile(run_['decide_ms'], 50):.1f} ms; audit_record is {run_['audit_share']:.0%} "
-                  f"of claim time; the chainer ran {run_['chain']['runs']} times, linked {run_['chain']['linked']} events")
+                  f"of claim time; the chainer ran {run_['chain']['runs']} times, linked {run_['chain']['linked']} events; "
+                  f"machine {run_['busy']:.0%} busy; CPU ms per cycle by role {run_['cpu_ms_per_cycle']}")
     before, flat = (_merged(runs[d]) for d in ("previous", "current"))
     before_rate, rate = before["per_s"], flat["per_s"]
     f50, f99 = stack.percentile(flat["claim_ms"], 50), stack.percentile(flat["claim_ms"], 99)

@@ -51,41 +51,48 @@ def scanner_token(name: str) -> str:
     return out.getvalue().strip()
 
 
-def floor(data: list[bytes], previews: int) -> dict:
-    """The plain loop: what the API does per push (validate, inspect, store, insert, audit),
-    with no HTTP, gunicorn or Celery, for every image; then, separately, the previews of the
-    first `previews` items (a rate per item, so a sample is enough)."""
-    from django.db import connection
-
+def floor_items(data: list[bytes], name: str = "floor") -> list[int]:
+    """What the API does per push (validate, inspect, store, insert, audit), with no HTTP,
+    gunicorn or Celery, for every image; the preview tasks it would queue are not queued.
+    Returns the new items' ids."""
+    import reports.intake.submission as intake_module
     from reports.intake.media import image_inspect
-    from reports.intake.previews import item_previews_make
     from reports.intake.provenance import MetadataInput
     from reports.intake.submission import submission_create
-    from reports.models import Item, Scanner
-    from tsreview.celery import app as celery_app
+    from reports.models import Scanner
 
-    scanner_token("floor")
-    scanner = Scanner.objects.get(name="floor")
-    celery_app.conf.task_always_eager = False
+    scanner_token(name)
+    scanner = Scanner.objects.get(name=name)
     ids = []
-    # The tasks submission_create would queue are not wanted here: previews are timed apart.
-    import reports.intake.submission as intake_module
-
     enqueue, intake_module.enqueue = intake_module.enqueue, lambda *args: None
     try:
-        t0 = time.perf_counter()
         for i, blob in enumerate(data):
             validator = MetadataInput(data=metadata(i))
             validator.is_valid(raise_exception=True)
             facts = image_inspect(blob, claimed_type="image/jpeg")
             ids.append(submission_create(scanner=scanner, metadata=validator.validated_data, data=blob, facts=facts).submission.item_id)
-        intake_seconds = time.perf_counter() - t0
-        t1 = time.perf_counter()
-        for item_id in ids[:previews]:
-            item_previews_make(item_id=item_id)
-        previews_seconds = time.perf_counter() - t1
     finally:
         intake_module.enqueue = enqueue
+    return ids
+
+
+def floor(data: list[bytes], previews: int) -> dict:
+    """The plain loop of floor_items over every image; then, separately, the previews of the
+    first `previews` items (a rate per item, so a sample is enough)."""
+    from django.db import connection
+
+    from reports.intake.previews import item_previews_make
+    from reports.models import Item
+    from tsreview.celery import app as celery_app
+
+    celery_app.conf.task_always_eager = False
+    t0 = time.perf_counter()
+    ids = floor_items(data)
+    intake_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    for item_id in ids[:previews]:
+        item_previews_make(item_id=item_id)
+    previews_seconds = time.perf_counter() - t1
     assert Item.objects.filter(state=Item.State.QUEUED).count() == previews
     connection.close()
     intake_per_s, previews_per_s = len(data) / intake_seconds, previews / previews_seconds
@@ -133,6 +140,7 @@ def end_to_end(data: list[bytes]) -> dict:
     token = scanner_token("bench-scanner")
     celery = stack.celery_start()
     web, port, access = stack.gunicorn_start(workers=4)
+    cpu0 = stack.cpu_seconds()
     t0 = time.perf_counter()
     statuses, latencies = push_all(port, token, data)
     pushed = time.perf_counter() - t0
@@ -141,6 +149,7 @@ def end_to_end(data: list[bytes]) -> dict:
         time.sleep(0.05)
     total = time.perf_counter() - t0
     queued = queued_count()
+    cpu = stack.cpu_used(cpu0, stack.cpu_seconds())
     web_peak = max(stack.peak_rss_mb(pid) for pid in web.children())
     celery_peak = max(stack.peak_rss_mb(pid) for pid in celery.children())
     server = stack.server_times(access, r"/api/v1/submissions", method="POST")
@@ -150,7 +159,8 @@ def end_to_end(data: list[bytes]) -> dict:
             "per_s": queued / total, "accepted_per_s": len(statuses) / pushed, "seconds": total,
             "client_p50_ms": stack.percentile(latencies, 50), "client_p99_ms": stack.percentile(latencies, 99),
             "server_p50_ms": stack.percentile(server, 50), "server_p99_ms": stack.percentile(server, 99),
-            "web_worker_peak_rss_mb": web_peak, "celery_worker_peak_rss_mb": celery_peak}
+            "web_worker_peak_rss_mb": web_peak, "celery_worker_peak_rss_mb": celery_peak,
+            "cpu_ms_per_item": {role: round(seconds * 1000 / max(queued, 1), 1) for role, seconds in cpu.items()}}
 
 
 def run() -> dict:
@@ -173,6 +183,7 @@ def run() -> dict:
     ratio = run_["per_s"] / base["intake_per_s"]
     ratio_previews = run_["per_s"] / base["with_previews_per_s"]
     stack.say(f"ratio to the floor: {ratio:.2f} (intake-only floor), {ratio_previews:.2f} (floor with previews)")
+    stack.say(f"CPU per queued item, ms (whole machine, by role): {run_['cpu_ms_per_item']}")
     stack.say(f"peak RSS: web worker {run_['web_worker_peak_rss_mb']:.0f} MB, Celery pool worker "
               f"{run_['celery_worker_peak_rss_mb']:.0f} MB")
     ok = run_["queued"] == n and all(s == 201 for s in run_["statuses"])

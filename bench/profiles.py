@@ -88,6 +88,17 @@ def previews() -> None:
     profiled("media.previews_make of a 1024×768 JPEG", lambda: previews_make(data), 30)
 
 
+def previews_task() -> None:
+    """The whole preview task of a pushed JPEG: the image work above, storing, clustering,
+    routing, quarantine, the scanner's event and the audit."""
+    from bench.ingest import _image, floor_items
+    from reports.intake.previews import item_previews_make
+
+    ids = iter(floor_items([_image(60_000 + i) for i in range(140)]))
+    profiled("intake.previews.item_previews_make of a pushed 1024×768 JPEG",
+             lambda: item_previews_make(item_id=next(ids)), 100)
+
+
 def review_page() -> None:
     from django.contrib.auth import get_user_model
     from django.test import Client
@@ -152,7 +163,7 @@ def report() -> None:
     profiled("report document + 500 fileDetails, built and validated", build, 1, top=16)
 
 
-PROFILES = {"push": push, "previews": previews, "review_page": review_page, "claim": claim,
+PROFILES = {"push": push, "previews": previews, "previews_task": previews_task, "review_page": review_page, "claim": claim,
             "audit_verify": audit_verify, "report": report}
 
 

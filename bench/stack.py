@@ -227,6 +227,51 @@ def celery_start(concurrency: int = 2) -> Service:
     return service
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU seconds (user + system) used so far by every process on the machine, with what its
+    ended children used (so a PostgreSQL backend or a forked reviewer that has exited still
+    counts, in its parent, once reaped), summed by role: gunicorn, celery, postgres, redis, this
+    benchmark (its client threads and forked children) and the rest. Two readings apart say
+    where a run's CPU went."""
+    tick = os.sysconf("SC_CLK_TCK")
+    own = os.getpid()
+    roles: dict[str, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        seconds = sum(int(v) for v in fields[11:15]) / tick  # utime, stime, cutime, cstime
+        role = ("bench" if int(entry.name) == own else "gunicorn" if "gunicorn" in cmdline
+                else "celery" if "celery" in cmdline else "postgres" if "postgres" in cmdline
+                else "redis" if "redis" in cmdline else "other")
+        roles[role] = roles.get(role, 0.0) + seconds
+    return roles
+
+
+def machine_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks of all cores since boot, from /proc/stat: two readings apart
+    give how busy the machine was in between."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return sum(values) - idle, sum(values)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    return (after[0] - before[0]) / max(1, after[1] - before[1])
+
+
+def cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """CPU seconds per role between two cpu_seconds() readings (take the second after the
+    run's processes have been reaped, before stopping the services)."""
+    return {role: round(after.get(role, 0.0) - before.get(role, 0.0), 2) for role in sorted(after)
+            if after.get(role, 0.0) - before.get(role, 0.0) > 0.005}
+
+
 def peak_rss_mb(pid: int) -> float:
     """VmHWM: the most resident memory the process has had, in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

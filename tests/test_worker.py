@@ -11,7 +11,7 @@ from django.db import connection
 
 from reports.models import AuditEvent, Item
 
-from .factories import TEST_MEDIA_KEY, push
+from .factories import TEST_MEDIA_KEY, make_metadata, push
 
 
 def worker_env(media_root) -> dict:
@@ -57,3 +57,34 @@ def test_a_real_worker_makes_previews_and_queues_the_item(api, media_root, broke
 def worker_output(worker) -> str:
     worker.terminate()
     return worker.communicate(timeout=30)[0].decode(errors="replace")[-3000:]
+
+
+def _queued() -> int:
+    return Item.objects.filter(state=Item.State.QUEUED).count()
+
+
+def _other_backends() -> set[int]:
+    """The PostgreSQL backends connected to this database other than this test's own."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        return {row[0] for row in cursor.fetchall()}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_worker_keeps_its_database_connection_between_tasks(api, media_root, broker):
+    """Celery's Django fix-up closed every connection before and after each task, so each
+    preview task paid for a new PostgreSQL backend; the worker now keeps its connection as a web
+    process does (closed when broken or older than CONN_MAX_AGE)."""
+    before = _other_backends()
+    worker = start_worker(media_root)
+    try:
+        assert push(api, seed=1, metadata=make_metadata("first")).status_code == 201
+        assert wait_for(lambda: _queued() == 1), worker_output(worker)
+        after_first = _other_backends() - before
+        assert after_first, "the worker closed its connection after the task"
+        assert push(api, seed=2, metadata=make_metadata("second")).status_code == 201
+        assert wait_for(lambda: _queued() == 2), worker_output(worker)
+        assert after_first & (_other_backends() - before), "the second task ran on a new connection"
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
