@@ -55,9 +55,12 @@ def submission_events(*, submissions, type: str, **extra) -> list[ScannerEvent]:
     return rows
 
 
-def item_events(*, item_id: int, type: str, **extra) -> list[ScannerEvent]:
-    """An event to every submission (sighting) of an item, oldest first."""
-    submissions = Submission.objects.filter(item_id=item_id).select_related("item", "scanner").order_by("created_at", "pk")
+def item_events(*, item_id: int, type: str, submissions=None, **extra) -> list[ScannerEvent]:
+    """An event to every submission (sighting) of an item, oldest first (`submissions`, when
+    the caller has them already, read with their item and scanner in that order)."""
+    if submissions is None:
+        submissions = (Submission.objects.filter(item_id=item_id).select_related("item", "scanner")
+                       .order_by("created_at", "pk"))
     return submission_events(submissions=submissions, type=type, **extra)
 
 

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..audit import audit_record
+from ..audit import audit_record, audit_record_many
 from ..events import item_events
 from ..jobs import enqueue
 from ..models import Item, ScannerEvent
@@ -15,7 +15,7 @@ from .clusters import cluster_candidate, cluster_join, cluster_join_audit, pdq_i
 from .decode import DecodeFailed, animation_previews_limited, video_previews_limited
 from .media import previews_make
 from .quarantine import item_demote_if_quarantined
-from .routing import placement, rank_time
+from .routing import item_sightings_with_matches, placement, rank_time
 from .storage import media_store
 
 
@@ -58,10 +58,11 @@ def item_previews_make(*, item_id: int) -> Item:
             return item
         item.previews, item.frame_times, item.frame_pdqs = names, frame_times, frame_pdqs
         fields = ["previews", "frame_times", "frame_pdqs"]
-        rep = None
-        if item.state == Item.State.NEW:
+        rep, first, sightings = None, item.state == Item.State.NEW, None
+        if first:
             item.queued_at = timezone.now()
-            for name, value in placement(item).items():  # priority, queue and rank (intake/routing.py)
+            sightings = item_sightings_with_matches(item)  # read once: placement, quarantine, events
+            for name, value in placement(item, sightings).items():  # priority, queue and rank (intake/routing.py)
                 setattr(item, name, value)
             rep = cluster_join(item, near)
             if rep is not None:  # a near-duplicate of a waiting item: reviewed with it
@@ -71,17 +72,20 @@ def item_previews_make(*, item_id: int) -> Item:
                 item.state = item_move(item.state, Item.State.QUEUED)
             fields += ["state", "queued_at", "priority", "queue", "rank_at"]
         item.save(update_fields=fields)
-        pdq_index_add(item)
-        demoted = rep is None and "state" in fields and item_demote_if_quarantined(item)
-        audit_record(actor=None, action="item.previews_made", subject=item, item_id=item.pk,
-                     data={"previews": sorted(names)})
+        pdq_index_add(item, first=first)
+        demoted = rep is None and first and item_demote_if_quarantined(item, sightings)
+        made = {"action": "item.previews_made", "subject": item, "item_id": item.pk, "data": {"previews": sorted(names)}}
         if rep is not None:
+            audit_record(actor=None, **made)
             cluster_join_audit(item, rep, near[1])
-        elif "state" in fields:
-            audit_record(actor=None, action="item.queued", subject=item, item_id=item.pk,
-                         data={"from": "new", "to": "queued", **({"quarantined_entry": True} if demoted else {})})
-        if "state" in fields:  # a clustered item is "queued" to its scanners too
-            item_events(item_id=item.pk, type=ScannerEvent.Type.QUEUED)
+        elif first:
+            audit_record_many(actor=None, events=[made, {
+                "action": "item.queued", "subject": item, "item_id": item.pk,
+                "data": {"from": "new", "to": "queued", **({"quarantined_entry": True} if demoted else {})}}])
+        else:
+            audit_record(actor=None, **made)
+        if first:  # a clustered item is "queued" to its scanners too
+            item_events(item_id=item.pk, type=ScannerEvent.Type.QUEUED, submissions=sightings)
     return item
 
 

@@ -20,8 +20,17 @@ URGENT_AHEAD = timedelta(days=365 * 50)
 PRIORITY_MAX = 32000  # the column is a smallint
 
 
-def _sightings(item: Item) -> list[Submission]:
-    return list(Submission.objects.filter(item=item).prefetch_related(Prefetch("matches", queryset=Match.objects.all())))
+def item_sightings_with_matches(item: Item) -> list[Submission]:
+    """The item's sightings, oldest first, with their matches and scanners (for scoring,
+    routing, quarantine and the scanners' events, read once)."""
+    sightings = list(Submission.objects.filter(item=item).select_related("scanner").order_by("created_at", "pk")
+                     .prefetch_related(Prefetch("matches", queryset=Match.objects.all())))
+    for sighting in sightings:
+        sighting.item = item
+    return sightings
+
+
+_sightings = item_sightings_with_matches
 
 
 def _source_key(submission: Submission) -> str:
@@ -84,11 +93,11 @@ def route(item: Item, sightings=None) -> ReviewQueue | None:
     return None
 
 
-def placement(item: Item) -> dict:
+def placement(item: Item, sightings=None) -> dict:
     """The fields an item gets as it starts waiting (its queued_at already set): priority,
     queue and rank. The caller saves them with the state change."""
     policy = PriorityPolicy.current()
-    sightings = _sightings(item)
+    sightings = _sightings(item) if sightings is None else sightings
     priority = priority_score(item, policy, sightings)
     return {"priority": priority, "queue": route(item, sightings),
             "rank_at": rank_time(item.queued_at, priority, item.urgent, policy)}
