@@ -88,3 +88,20 @@ def test_readyz_names_an_unreachable_database(tmp_path):
     status, body, cache = json.loads(done.stdout.strip().splitlines()[-1])
     assert status == 503 and json.loads(body) == {"status": "unavailable", "failing": ["database"]}
     assert str(port) not in body and "tsreview@" not in body and "no-cache" in cache
+
+
+def test_the_embedded_mode_runs_tasks_in_process_without_a_broker_warning(tmp_path):
+    """`make run` has no broker: tasks run in-process. Celery still takes a producer from its
+    pool for each (as apply_async does), which on a URL without a host logged "No hostname was
+    supplied. Reverting to default 'localhost'" at the demo's first task."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DATABASE_URL", "DATABASE_OWNER_URL", "CELERY_BROKER_URL", "TSREVIEW_ENV")}
+    env.update(TSREVIEW_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="tsreview.settings")
+    code = ("import django; django.setup(); from tsreview.celery import app; "
+            "p = app.producer_or_acquire(); p.__enter__(); p.__exit__(None, None, None); "
+            "print(app.conf.task_always_eager, app.connection_for_write().transport_cls)")
+    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "memory"]
+    assert "No hostname" not in done.stdout + done.stderr
