@@ -96,11 +96,12 @@ def serial_audit(record):
         with connection.cursor() as cursor:
             cursor.execute("SELECT last_hash FROM bench_audit_head WHERE id = 1 FOR NO KEY UPDATE")
             last_hash = cursor.fetchone()[0]
-        event = record(**kwargs)
-        digest = hashlib.sha256(f"{last_hash}|{event.pk}|{event.action}".encode()).hexdigest()
+        written = record(**kwargs)
+        for event in written if isinstance(written, list) else [written]:  # audit_record_many: several
+            last_hash = hashlib.sha256(f"{last_hash}|{event.pk}|{event.action}".encode()).hexdigest()
         with connection.cursor() as cursor:
-            cursor.execute("UPDATE bench_audit_head SET last_id = %s, last_hash = %s WHERE id = 1", [event.pk, digest])
-        return event
+            cursor.execute("UPDATE bench_audit_head SET last_id = %s, last_hash = %s WHERE id = 1", [event.pk, last_hash])
+        return written
 
     return serial_record
 
@@ -129,8 +130,9 @@ def _reviewer(user_id: int, claims: int, think: tuple | None, deadline: float, b
     claim_ms, decide_ms, held, audit_ms = [], [], [], []
     if serial:  # every audit write in review takes the head row, as before
         for module in (queue, decisions, reveal, wellness):
-            if hasattr(module, "audit_record"):
-                module.audit_record = serial_audit(module.audit_record)
+            for name in ("audit_record", "audit_record_many"):
+                if hasattr(module, name):
+                    setattr(module, name, serial_audit(getattr(module, name)))
     # How much of a claim is audit_record (with serial: taking the head row lock, held by
     # whoever is writing an event until COMMIT, and appending the event).
     # Only the audit writes made inside item_claim count (queue.claim_close, run by a decision,

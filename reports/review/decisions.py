@@ -19,7 +19,7 @@ from ..models import Claim, Decision, Item, ScannerEvent
 from ..states import item_move
 from .clusters import cluster_exists, cluster_members_lock, member_requeue
 from .queue import claim_close
-from .reveal import painted_frames, played_segments, viewed_by, views_lock_unreported
+from .reveal import painted_frames, played_segments, viewed_by, viewed_exists, views_lock_unreported
 from .wellness import exposure_add
 
 # The CyberTipline schema's fileAnnotations a reviewer may set on a confirmed file.
@@ -57,10 +57,11 @@ def decision_validate(*, verdict, classification="", reason="", annotations=(), 
         raise Refused(errors)
 
 
-def reveal_check(*, item, user, verdict: str) -> bool:
+def reveal_check(*, item, user, verdict: str, viewed: bool | None = None) -> bool:
     """The one reveal rule: a confirmation needs this person's painted view of this file
-    (setting TSREVIEW_REQUIRE_VIEW_TO_CONFIRM). Returns whether they revealed it."""
-    viewed = viewed_by(item, user)
+    (setting TSREVIEW_REQUIRE_VIEW_TO_CONFIRM). Returns whether they revealed it (`viewed`:
+    the caller has read that already, as viewed_by would answer)."""
+    viewed = viewed_by(item, user) if viewed is None else viewed
     if verdict == Decision.Verdict.CONFIRMED and settings.TSREVIEW_REQUIRE_VIEW_TO_CONFIRM and not viewed:
         raise Refused({"verdict": "Reveal the file before confirming it: a confirmation needs the original on screen for "
                                   f"at least {settings.TSREVIEW_MIN_VIEW_SECONDS:g} s."})
@@ -137,13 +138,14 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
     decision_validate(verdict=verdict, classification=classification, reason=reason, annotations=list(annotations),
                       note=note, stage=claim.stage)
     ticked_ids = {int(t) for t in ticked or ()}
-    if not ticked_ids:
-        viewed = reveal_check(item=claim.item_id, user=user, verdict=verdict)
     with transaction.atomic():
         claim = (Claim.objects.select_for_update(no_key=True).select_related("item")
-                 .annotate(clustered=cluster_exists(OuterRef("item_id"))).get(pk=claim.pk))
+                 .annotate(clustered=cluster_exists(OuterRef("item_id")), viewed=viewed_exists(OuterRef("item_id"), user))
+                 .get(pk=claim.pk))
         if claim.end != Claim.End.OPEN or claim.user_id != user.pk:
             raise Refused({"claim": "This item is no longer yours to decide; its lease ended."})
+        if not ticked_ids:
+            viewed = reveal_check(item=claim.item_id, user=user, verdict=verdict, viewed=claim.viewed)
         views = views_lock_unreported(claim)  # the lock order every writer keeps: claim, views, items
         clustered = claim.clustered and claim.stage == Claim.Stage.REVIEW
         members = cluster_members_lock(claim.item_id) if clustered else []
@@ -153,7 +155,7 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
                                       f"{', '.join(map(str, strangers))}. Reload the page."})
         chosen = [m for m in members if m.pk in ticked_ids]
         if ticked_ids:
-            viewed = viewed_by(claim.item_id, user)
+            viewed = claim.viewed
             seen = viewed or any(viewed_by(m, user) for m in chosen)
             if verdict == Decision.Verdict.CONFIRMED and settings.TSREVIEW_REQUIRE_VIEW_TO_CONFIRM and not seen:
                 raise Refused({"verdict": "Reveal a file of this cluster before confirming it: a confirmation needs an "
@@ -166,16 +168,20 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
         if state == Item.State.DECIDED:
             verdict_events(item_id=claim.item_id, decision=decision)
             entries_review(item_id=claim.item_id, verdict=decision.verdict)
-        audit_record(actor=user, action="decision.recorded", subject=decision, item_id=claim.item_id,
-                     data={"verdict": verdict, "classification": decision.classification, "reason": decision.reason,
-                           "annotations": decision.annotations, "viewed_unblurred": viewed, "stage": claim.stage,
-                           "item_state": state, **({"members": sorted(ticked_ids)} if members else {})})
+        recorded = {"action": "decision.recorded", "subject": decision, "item_id": claim.item_id,
+                    "data": {"verdict": verdict, "classification": decision.classification, "reason": decision.reason,
+                             "annotations": decision.annotations, "viewed_unblurred": viewed, "stage": claim.stage,
+                             "item_state": state, **({"members": sorted(ticked_ids)} if members else {})}}
+        if members:  # written first: the members' events follow it
+            audit_record(actor=user, **recorded)
         for member in members:
             if member.pk in ticked_ids:
                 _member_decide(member, decision, user=user, claim=claim, state=state, now=now)
             else:
                 member_requeue(member, actor=user, why="unticked in the cluster decision")
-        claim_close(claim=claim, end=Claim.End.DECIDED, actor=user, views=views, item_state=state)
+        # Without members, the decision's event and the claim's end are one INSERT.
+        claim_close(claim=claim, end=Claim.End.DECIDED, actor=user, views=views, item_state=state,
+                    also=() if members else [recorded])
         exposure_add(user, items=1)
     return decision
 

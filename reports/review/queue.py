@@ -7,7 +7,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from ..audit import audit_record
+from ..audit import audit_record, audit_record_many
 from ..models import Claim, ExposureDay, Item, WellnessPolicy
 from ..states import item_move
 from .reveal import views_close_unreported, views_lock_unreported
@@ -59,6 +59,11 @@ def reviewer_lanes(user) -> list[int | None] | None:
     with connection.cursor() as cursor:
         cursor.execute("SELECT reviewqueue_id FROM reports_reviewqueue_members WHERE user_id = %s ORDER BY 1", [user.pk])
         ids = [row[0] for row in cursor.fetchall()]
+    return _lanes(ids)
+
+
+def _lanes(ids) -> list[int | None] | None:
+    ids = sorted(ids)
     return [*ids, None] if ids else None
 
 
@@ -86,30 +91,35 @@ def candidate_statement(user, stage: str, lanes: list | None, now) -> tuple[str,
 
 
 # Before a claim, one statement: the claim this person holds, today's exposure and the
-# policy's caps, and whether any lease ran out. (Asked through the ORM, these were four
-# queries and about 3.5 ms of Python a claim; this is one round trip and 0.3 ms.)
+# policy's caps, whether any lease ran out, and the person's queues (comma-separated ids).
+# (Asked through the ORM, these were five queries and about 3.5 ms of Python a claim; this is
+# one round trip and 0.3 ms.)
 _PREAMBLE = """SELECT (SELECT c.id FROM reports_claim c WHERE c.user_id = %s AND c."end" = %s LIMIT 1),
   (SELECT d.unblurred_seconds FROM reports_exposureday d WHERE d.user_id = %s AND d.day = %s),
   (SELECT d.items FROM reports_exposureday d WHERE d.user_id = %s AND d.day = %s),
   (SELECT p.daily_cap_seconds FROM reports_wellnesspolicy p WHERE p.id = 1),
   (SELECT p.daily_cap_items FROM reports_wellnesspolicy p WHERE p.id = 1),
-  EXISTS (SELECT 1 FROM reports_item i WHERE i.state = %s AND i.lease_until < %s)"""
+  EXISTS (SELECT 1 FROM reports_item i WHERE i.state = %s AND i.lease_until < %s),
+  (SELECT {lanes} FROM reports_reviewqueue_members m WHERE m.user_id = %s)"""
+_LANES = {"postgresql": "string_agg(m.reviewqueue_id::text, ',')", "sqlite": "group_concat(m.reviewqueue_id)"}
 
 
-def _claim_preamble(user) -> tuple[int | None, ExposureDay, WellnessPolicy, bool]:
-    """(the open claim's id or None, today's exposure, the wellness policy, any lease expired):
-    the exposure and policy unsaved, with their defaults where no row exists yet."""
+def _claim_preamble(user) -> tuple[int | None, ExposureDay, WellnessPolicy, bool, list | None]:
+    """(the open claim's id or None, today's exposure, the wellness policy, any lease expired,
+    the reviewer's lanes as reviewer_lanes gives them): the exposure and policy unsaved, with
+    their defaults where no row exists yet."""
     today = connection.ops.adapt_datefield_value(timezone.localdate())
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
-        cursor.execute(_PREAMBLE, [user.pk, Claim.End.OPEN, user.pk, today, user.pk, today, Item.State.CLAIMED, now])
-        held, seconds, items, cap_seconds, cap_items, expired = cursor.fetchone()
+        cursor.execute(_PREAMBLE.format(lanes=_LANES[connection.vendor]),
+                       [user.pk, Claim.End.OPEN, user.pk, today, user.pk, today, Item.State.CLAIMED, now, user.pk])
+        held, seconds, items, cap_seconds, cap_items, expired, lanes = cursor.fetchone()
     # The day's first claim makes the day's exposure row (the heartbeat and the caps count on it).
     day = exposure_today(user) if items is None else ExposureDay(user=user, unblurred_seconds=seconds, items=items)
     policy = WellnessPolicy(pk=1)
     if cap_seconds is not None:
         policy.daily_cap_seconds, policy.daily_cap_items = cap_seconds, cap_items
-    return held, day, policy, bool(expired)
+    return held, day, policy, bool(expired), _lanes(int(i) for i in lanes.split(",")) if lanes else None
 
 
 def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
@@ -119,7 +129,7 @@ def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
     Two people never get the same item: candidates are locked with SKIP LOCKED, the state
     change is a conditional update whose row count is checked, and a partial unique index
     allows one open claim per item. Audited: claim.started."""
-    held, day, policy, expired = _claim_preamble(user)
+    held, day, policy, expired, lanes = _claim_preamble(user)
     current = claim_open_for(user) if held else None
     if current:
         return current
@@ -129,7 +139,7 @@ def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
         leases_expire()
     for stage in stages:
         for _ in range(3):  # lost races retry with the next candidate
-            claim = _claim_next(user, stage)
+            claim = _claim_next(user, stage, lanes if stage == Claim.Stage.REVIEW else None)
             if claim is not False:
                 if claim:
                     return claim
@@ -137,11 +147,10 @@ def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
     return None
 
 
-def _claim_next(user, stage):
+def _claim_next(user, stage, lanes):
     now = timezone.now()
     try:
         with transaction.atomic():
-            lanes = reviewer_lanes(user) if stage == Claim.Stage.REVIEW else None
             with connection.cursor() as cursor:
                 cursor.execute(*candidate_statement(user, stage, lanes, now))
                 row = cursor.fetchone()
@@ -176,15 +185,16 @@ def claim_end(*, claim: Claim, end: str, actor=None, item_state: str | None = No
     claim_close(claim=claim, end=end, actor=actor or claim.user, views=views, item_state=state)
 
 
-def claim_close(*, claim: Claim, end: str, actor, views, item_state: str) -> None:
+def claim_close(*, claim: Claim, end: str, actor, views, item_state: str, also=()) -> None:
     """The claim's own end, once its item has moved on (to item_state): the row, its unreported
-    reveals (`views`, locked by the caller) counted up to now. Audited: claim.<end>."""
+    reveals (`views`, locked by the caller) counted up to now. Audited: claim.<end>, after the
+    caller's events `also` (audit_record_many's dicts, by the same actor) in the same INSERT."""
     now = timezone.now()
     claim.end, claim.ended_at = end, now
     claim.save(update_fields=["end", "ended_at"])
     views_close_unreported(views, now)
-    audit_record(actor=actor, action=f"claim.{end}", subject=claim, item_id=claim.item_id,
-                 data={"stage": claim.stage, "item_state": item_state})
+    audit_record_many(actor=actor, events=[*also, {"action": f"claim.{end}", "subject": claim, "item_id": claim.item_id,
+                                                   "data": {"stage": claim.stage, "item_state": item_state}}])
 
 
 def claim_skip(*, claim: Claim) -> None:

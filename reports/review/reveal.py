@@ -4,6 +4,7 @@ Who may look is decided before these run (access.item_for_user)."""
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists
 from django.utils import timezone
 
 from ..audit import audit_record
@@ -140,6 +141,11 @@ def media_denied(*, user, item_id, what: str) -> None:
 def viewed_by(item, user) -> bool:
     """The one reveal check: has this person a painted view of this file (DESIGN §5)?"""
     return ViewEvent.objects.filter(item=item, user=user, painted=True).exists()
+
+
+def viewed_exists(item, user) -> Exists:
+    """viewed_by as an expression, for an annotation (item: an OuterRef or an id)."""
+    return Exists(ViewEvent.objects.filter(item=item, user=user, painted=True))
 
 
 def painted_frames(item, user) -> list[int]:
