@@ -145,6 +145,10 @@ class Item(models.Model):
             # queue.item_claim: next waiting item by rank, over all queues, and in one queue.
             models.Index(fields=["state", "rank_at", "id"], name="item_claim_rank"),
             models.Index(fields=["state", "queue", "rank_at", "id"], name="item_claim_queue_rank"),
+            # ... and in the general queue (no named queue): PostgreSQL does not take
+            # "queue_id IS NULL" on the index above as giving rank order, so without this index
+            # it walked the whole queue by rank, past every waiting item of the named queues.
+            models.Index(fields=["state", "rank_at", "id"], condition=Q(queue__isnull=True), name="item_claim_general_rank"),
             # queue.leases_expire: claims whose lease ran out.
             models.Index(fields=["lease_until"], condition=Q(state="claimed"), name="item_lease_expiry"),
             # tasks.derivatives_sweep: items whose derivatives were never made.
