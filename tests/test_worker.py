@@ -88,3 +88,24 @@ def test_the_worker_keeps_its_database_connection_between_tasks(api, media_root,
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_after_the_database_cut_the_workers_connection_still_runs(api, media_root, broker):
+    """The kept connection is checked before a task uses it: a database restart or failover
+    that cut it (here: its backend terminated) costs a reconnect, not the next task."""
+    before = _other_backends()
+    worker = start_worker(media_root)
+    try:
+        assert push(api, seed=1, metadata=make_metadata("first")).status_code == 201
+        assert wait_for(lambda: _queued() == 1), worker_output(worker)
+        kept = _other_backends() - before
+        with connection.cursor() as cursor:
+            for pid in kept:
+                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        assert wait_for(lambda: not (_other_backends() & kept))
+        assert push(api, seed=2, metadata=make_metadata("second")).status_code == 201
+        assert wait_for(lambda: _queued() == 2, seconds=30), worker_output(worker)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)

@@ -52,6 +52,9 @@ def database_from_url(url):
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
             "CONN_MAX_AGE": env_int("DB_CONN_MAX_AGE", 60),
+            # A kept connection is checked (SELECT 1) before a request or task first uses it, so
+            # one that a database restart or failover cut is replaced instead of failing it.
+            "CONN_HEALTH_CHECKS": True,
             "OPTIONS": {"connect_timeout": env_int("DB_CONNECT_TIMEOUT", 5)},
         }
     raise ValueError(f"DATABASE_URL: unsupported scheme {parts.scheme!r}")
