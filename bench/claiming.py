@@ -97,10 +97,13 @@ def serial_audit(record):
             cursor.execute("SELECT last_hash FROM bench_audit_head WHERE id = 1 FOR NO KEY UPDATE")
             last_hash = cursor.fetchone()[0]
         written = record(**kwargs)
-        for event in written if isinstance(written, list) else [written]:  # audit_record_many: several
+        events = written if isinstance(written, list) else [written]  # audit_record_many: several
+        for event in events:
             last_hash = hashlib.sha256(f"{last_hash}|{event.pk}|{event.action}".encode()).hexdigest()
-        with connection.cursor() as cursor:
-            cursor.execute("UPDATE bench_audit_head SET last_id = %s, last_hash = %s WHERE id = 1", [event.pk, last_hash])
+        if events:
+            with connection.cursor() as cursor:
+                cursor.execute("UPDATE bench_audit_head SET last_id = %s, last_hash = %s WHERE id = 1",
+                               [events[-1].pk, last_hash])
         return written
 
     return serial_record
@@ -136,18 +139,20 @@ def _reviewer(user_id: int, claims: int, think: tuple | None, deadline: float, b
     # How much of a claim is audit_record (with serial: taking the head row lock, held by
     # whoever is writing an event until COMMIT, and appending the event).
     # Only the audit writes made inside item_claim count (queue.claim_close, run by a decision,
-    # writes through the same name).
-    record, claiming = queue.audit_record, [False]
+    # writes through the same names).
+    claiming = [False]
 
-    def timed_record(**kwargs):
-        t = time.perf_counter()
-        try:
-            return record(**kwargs)
-        finally:
-            if claiming[0]:
-                audit_ms[-1] += (time.perf_counter() - t) * 1000
+    def timed(record):
+        def timed_record(**kwargs):
+            t = time.perf_counter()
+            try:
+                return record(**kwargs)
+            finally:
+                if claiming[0]:
+                    audit_ms[-1] += (time.perf_counter() - t) * 1000
+        return timed_record
 
-    queue.audit_record = timed_record
+    queue.audit_record, queue.audit_record_many = timed(queue.audit_record), timed(queue.audit_record_many)
     rng = random.Random(user_id)
     barrier.wait(60)
     if think:  # people do not all start in the same millisecond

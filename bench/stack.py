@@ -230,9 +230,9 @@ def celery_start(concurrency: int = 2) -> Service:
 def cpu_seconds() -> dict[str, float]:
     """CPU seconds (user + system) used so far by every process on the machine, with what its
     ended children used (so a PostgreSQL backend or a forked reviewer that has exited still
-    counts, in its parent, once reaped), summed by role: gunicorn, celery, postgres, redis, this
-    benchmark (its client threads and forked children) and the rest. Two readings apart say
-    where a run's CPU went."""
+    counts, in its parent, once reaped), summed by role: gunicorn, celery, decoding (the limited
+    children that decode moving media), postgres, redis, this benchmark (its client threads and
+    forked children) and the rest. Two readings apart say where a run's CPU went."""
     tick = os.sysconf("SC_CLK_TCK")
     own = os.getpid()
     roles: dict[str, float] = {}
@@ -247,7 +247,8 @@ def cpu_seconds() -> dict[str, float]:
         fields = stat[stat.rindex(")") + 2:].split()
         seconds = sum(int(v) for v in fields[11:15]) / tick  # utime, stime, cutime, cstime
         role = ("bench" if int(entry.name) == own else "gunicorn" if "gunicorn" in cmdline
-                else "celery" if "celery" in cmdline else "postgres" if "postgres" in cmdline
+                else "celery" if "celery" in cmdline else "decoding" if "forkserver" in cmdline
+                else "postgres" if "postgres" in cmdline
                 else "redis" if "redis" in cmdline else "other")
         roles[role] = roles.get(role, 0.0) + seconds
     return roles
@@ -256,7 +257,8 @@ def cpu_seconds() -> dict[str, float]:
 def machine_jiffies() -> tuple[int, int]:
     """(busy, total) clock ticks of all cores since boot, from /proc/stat: two readings apart
     give how busy the machine was in between."""
-    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    # user nice system idle iowait irq softirq steal (guest and guest_nice are within user and nice)
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
     idle = values[3] + values[4]  # idle, iowait
     return sum(values) - idle, sum(values)
 

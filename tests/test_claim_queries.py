@@ -118,3 +118,17 @@ def test_the_general_queue_head_is_read_from_its_own_index(reviewer):
     assert "item_claim_general_rank" in {node["Index Name"] for node in scans}, json.dumps(plan)
     assert not [node for node in scans if "queue_id IS NULL" in node.get("Filter", "")], json.dumps(plan)
     assert queue.item_claim(user=reviewer).item_id == general.pk
+
+
+def test_a_decision_after_an_unreported_reveal_keeps_the_audit_order(reviewer, settings):
+    """A reveal whose length the page never reported is closed by the decision: the timeline
+    reads the decision, then the reveal's end counted by the server, then the claim's end."""
+    from reports.review.reveal import original_fetch
+
+    settings.TSREVIEW_QA_SAMPLE_PERCENT = 0
+    item = make_item(0)
+    claim = queue.item_claim(user=reviewer)
+    original_fetch(user=reviewer, item=claim.item, claim=claim, mode="hold")  # never reported
+    decision_record(user=reviewer, claim=claim, verdict="not_csam", reason="benign")
+    actions = list(AuditEvent.objects.filter(item_id=item.pk).order_by("id").values_list("action", flat=True))
+    assert actions[-3:] == ["decision.recorded", "media.view_ended", "claim.decided"]

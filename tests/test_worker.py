@@ -71,12 +71,14 @@ def _other_backends() -> set[int]:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_worker_keeps_its_database_connection_between_tasks(api, media_root, broker):
+@pytest.mark.parametrize("pool", ["solo", "prefork"])
+def test_the_worker_keeps_its_database_connection_between_tasks(api, media_root, broker, pool):
     """Celery's Django fix-up closed every connection before and after each task, so each
     preview task paid for a new PostgreSQL backend; the worker now keeps its connection as a web
-    process does (closed when broken or older than CONN_MAX_AGE)."""
+    process does (closed when broken or older than CONN_MAX_AGE). Prefork, as production runs
+    it: the pool's child opens its own and keeps it."""
     before = _other_backends()
-    worker = start_worker(media_root)
+    worker = start_worker(media_root, f"--pool={pool}")
     try:
         assert push(api, seed=1, metadata=make_metadata("first")).status_code == 201
         assert wait_for(lambda: _queued() == 1), worker_output(worker)

@@ -10,11 +10,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tsreview.settings")
 app = Celery("tsreview")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-if not app.conf.broker_url:
-    # Embedded: tasks run in-process (eager), but Celery still takes a producer from its pool
-    # for each one; an in-memory transport, rather than a default AMQP host on localhost (and a
-    # "No hostname was supplied" warning at every first task).
-    app.conf.broker_url = "memory://localhost/"
 # Celery's Django fix-up closes every database connection before and after each task, so each
 # task opened a new PostgreSQL connection: a backend forked, authenticated and its caches warmed,
 # which was most of PostgreSQL's CPU per pushed item (bench/ingest.py). Connections are kept as

@@ -443,6 +443,11 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "tsreview@localhost")
 # that enqueued them commits.
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", "")
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+# Embedded: tasks run in-process, but Celery still takes a producer from its pool for each; an
+# in-memory transport for it rather than a default AMQP host (and a "No hostname was supplied"
+# warning at the first task). Only the producers': a worker started without CELERY_BROKER_URL
+# still fails loudly instead of waiting on an empty in-memory queue.
+CELERY_BROKER_WRITE_URL = "" if CELERY_BROKER_URL else "memory://localhost/"
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the task to run again
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -60,11 +60,9 @@ def pdq_index_rows(item: Item) -> list[PdqIndex]:
             for frame, value in hashes if len(value) == 64]
 
 
-def pdq_index_add(item: Item, *, first: bool = False) -> int:
-    """Index an item's hashes (once). Returns the rows written. `first`: the caller knows the
-    item has never been indexed (its first previews, in the transaction that makes them), so
-    there is nothing to look for."""
-    if not first and PdqIndex.objects.filter(item=item).exists():
+def pdq_index_add(item: Item) -> int:
+    """Index an item's hashes (once). Returns the rows written."""
+    if PdqIndex.objects.filter(item=item).exists():
         return 0
     rows = pdq_index_rows(item)
     PdqIndex.objects.bulk_create(rows)

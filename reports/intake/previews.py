@@ -72,7 +72,7 @@ def item_previews_make(*, item_id: int) -> Item:
                 item.state = item_move(item.state, Item.State.QUEUED)
             fields += ["state", "queued_at", "priority", "queue", "rank_at"]
         item.save(update_fields=fields)
-        pdq_index_add(item, first=first)
+        pdq_index_add(item)  # (items waiting when migration 0010 indexed everything are indexed already)
         demoted = rep is None and first and item_demote_if_quarantined(item, sightings)
         made = {"action": "item.previews_made", "subject": item, "item_id": item.pk, "data": {"previews": sorted(names)}}
         if rep is not None:

@@ -172,16 +172,18 @@ def decision_record(*, user, claim: Claim, verdict: str, classification: str = "
                     "data": {"verdict": verdict, "classification": decision.classification, "reason": decision.reason,
                              "annotations": decision.annotations, "viewed_unblurred": viewed, "stage": claim.stage,
                              "item_state": state, **({"members": sorted(ticked_ids)} if members else {})}}
-        if members:  # written first: the members' events follow it
+        # Without members or unreported reveals, the decision's event and the claim's end are
+        # one INSERT; otherwise the decision's comes first and theirs follow.
+        alone = not members and not views
+        if not alone:
             audit_record(actor=user, **recorded)
         for member in members:
             if member.pk in ticked_ids:
                 _member_decide(member, decision, user=user, claim=claim, state=state, now=now)
             else:
                 member_requeue(member, actor=user, why="unticked in the cluster decision")
-        # Without members, the decision's event and the claim's end are one INSERT.
         claim_close(claim=claim, end=Claim.End.DECIDED, actor=user, views=views, item_state=state,
-                    also=() if members else [recorded])
+                    also=[recorded] if alone else ())
         exposure_add(user, items=1)
     return decision
 
