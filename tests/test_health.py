@@ -79,12 +79,9 @@ def test_readyz_names_an_unreachable_database(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"postgres://tsreview@127.0.0.1:{port}/tsreview",
            "TSREVIEW_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "tsreview.settings"}
     env.pop("DATABASE_OWNER_URL", None)
-    code = ("import django, json; django.setup(); from django.test import Client; "
-            "r = Client(raise_request_exception=False).get('/readyz'); "
-            "print(json.dumps([r.status_code, r.content.decode(), r.headers.get('Cache-Control')]))")
-    done = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parent.parent,
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = own_process(env, "import django, json; django.setup(); from django.test import Client; "
+                            "r = Client(raise_request_exception=False).get('/readyz'); "
+                            "print(json.dumps([r.status_code, r.content.decode(), r.headers.get('Cache-Control')]))")
     status, body, cache = json.loads(done.stdout.strip().splitlines()[-1])
     assert status == 503 and json.loads(body) == {"status": "unavailable", "failing": ["database"]}
     assert str(port) not in body and "tsreview@" not in body and "no-cache" in cache
@@ -96,12 +93,19 @@ def test_the_embedded_mode_runs_tasks_in_process_without_a_broker_warning(tmp_pa
     supplied. Reverting to default 'localhost'" at the demo's first task."""
     env = {key: value for key, value in os.environ.items()
            if key not in ("DATABASE_URL", "DATABASE_OWNER_URL", "CELERY_BROKER_URL", "TSREVIEW_ENV")}
-    env.update(TSREVIEW_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="tsreview.settings")
-    code = ("import django; django.setup(); from tsreview.celery import app; "
-            "p = app.producer_or_acquire(); p.__enter__(); p.__exit__(None, None, None); "
-            "print(app.conf.task_always_eager, app.connection_for_write().transport_cls)")
+    env.update(TSREVIEW_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="tsreview.settings",
+               DATABASE_URL=f"sqlite:///{tmp_path / 'embedded.sqlite3'}")  # not the checkout's var/
+    done = own_process(env, "import django; django.setup(); from tsreview.celery import app; "
+                            "p = app.producer_or_acquire(); p.__enter__(); p.__exit__(None, None, None); "
+                            "print(app.conf.task_always_eager, app.connection_for_write().transport_cls)")
+    assert done.stdout.split() == ["True", "memory"]
+    assert "No hostname" not in done.stdout + done.stderr
+
+
+def own_process(env: dict, code: str) -> subprocess.CompletedProcess:
+    """Python code run in a process of its own (its own settings, from env), from the project's
+    folder; it must exit cleanly."""
     done = subprocess.run([sys.executable, "-c", code], env=env, cwd=Path(__file__).resolve().parent.parent,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.split() == ["True", "memory"]
-    assert "No hostname" not in done.stdout + done.stderr
+    return done

@@ -16,14 +16,14 @@ from reports.models import Item, ViewEvent
 from .factories import make_metadata, push
 from .support.browser import start_review
 from .test_review_protection_browser import (
-    COLOUR_SHARE,
     HIDE_TAB,
     MARK,
-    OFF_SCREEN_MS,
     SHOW_TAB,
     Screencast,
     in_colour,
+    off_screen_checked,
     slow_network,
+    trigger_measured,
     wait_for_db,
 )
 
@@ -128,37 +128,11 @@ def test_a_revealed_frame_and_a_playing_segment_leave_the_screen_within_100_ms_w
         page.wait_for_timeout(300)  # frames painted after the trigger arrive
         if cleanup:
             cleanup(page)
-        probe = page.evaluate("__probe")
-        fired = next(t for t in probe["triggers"][seen:] if t["type"] == event_type)
-        event_ms, handled_ms = probe["origin"] + fired["stamp"], probe["origin"] + fired["at"]
-        next_frame = next(f for f in probe["frames"] if f["at"] > fired["at"])
-        # Frames told apart by what they show (MARK), not by their timestamps: a frame of the
-        # playing clip drawn just before the trigger is often received after it.
-        before, after, late = cast.around(seen, handled_ms)
-        shares = [cast.colour(f, box) for f in after]
-        grey_at = next((f[0] for f, share in zip(after, shares, strict=True) if share < COLOUR_SHARE), None)
-        results.append({
-            "trigger": name, "raf_ms": round(next_frame["at"] - fired["stamp"], 1),
-            "handled_ms": round(fired["at"] - fired["stamp"], 1),
-            "raf_shows": next_frame["still"] or next_frame["segment"],
-            "screen_ms": None if grey_at is None else round(grey_at - event_ms, 1),
-            "colour_frames_after": sum(share >= COLOUR_SHARE for share in shares), "frames_after": len(after),
-            "drawn_before_received_after": len(late),
-            "revealed_in_colour": bool(before) and cast.colour(before[-1], box) >= COLOUR_SHARE,
-        })
+        results.append({"trigger": name, **trigger_measured(page, cast, seen=seen, event_type=event_type, box=box,
+                                                             shows=lambda frame: frame["still"] or frame["segment"])})
         page.wait_for_timeout(150)
     cast.stop()
-    print(f"\n{condition}: " + "; ".join(
-        f"{r['trigger']}: screen {r['screen_ms']} ms, rAF {r['raf_ms']} ms (handled at {r['handled_ms']} ms), "
-        f"{r['colour_frames_after']} colour "
-        f"of {r['frames_after']} frames after ({r['drawn_before_received_after']} drawn before it, received after)"
-        for r in results))
-    for r in results:
-        assert r["revealed_in_colour"], r  # the measurement sees the frame or the clip when it is there
-        assert not r["raf_shows"], r
-        assert r["raf_ms"] <= OFF_SCREEN_MS, r
-        assert r["screen_ms"] is not None and r["screen_ms"] <= OFF_SCREEN_MS, r
-        assert r["colour_frames_after"] == 0, r
+    off_screen_checked(condition, results)
     assert ViewEvent.objects.filter(segment=False).count() == len(FRAME_TRIGGERS)
     assert ViewEvent.objects.filter(segment=True).count() == len(SEGMENT_TRIGGERS)
 
