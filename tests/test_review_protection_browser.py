@@ -31,20 +31,27 @@ OFF_SCREEN_MS = 100      # the issue's target: original off screen within 100 ms
 COLOUR_SHARE = 0.02      # a frame region is "in colour" when 2 % of its pixels are saturated
 SATURATED = 40           # max(r, g, b) - min(r, g, b) above this is colour, not grey (or JPEG noise)
 
-# Installed before the page's own scripts: notes each trigger as the first listener to see it,
-# and, on every animation frame, whether the original's canvas is part of what gets painted.
-PROBE = """(() => {
+def probe_script(shown: str) -> str:
+    """A script installed before the page's own: notes each trigger as the first listener to see
+    it, and on every animation frame what is part of what gets painted (`shown`: the body of a
+    JavaScript function returning the frame's fields)."""
+    return """(() => {
   const probe = window.__probe = {origin: performance.timeOrigin, triggers: [], frames: []};
   const note = (e) => probe.triggers.push({type: e.type, at: performance.now(), stamp: e.timeStamp});
   for (const type of ["pointerup", "keyup", "visibilitychange", "pagehide"]) window.addEventListener(type, note, true);
   window.addEventListener("blur", (e) => { if (e.target === window) note(e); }, true);
+  const shown = () => { SHOWN };
   const loop = () => {
-    const canvas = document.getElementById("original");
-    probe.frames.push({at: performance.now(), shown: !!canvas && !canvas.hidden && canvas.width > 0});
+    probe.frames.push(Object.assign({at: performance.now()}, shown()));
     requestAnimationFrame(loop);
   };
   requestAnimationFrame(loop);
-})();"""
+})();""".replace("SHOWN", shown)
+
+
+# Whether the original's canvas is on screen.
+PROBE = probe_script('const canvas = document.getElementById("original");'
+                     " return {shown: !!canvas && !canvas.hidden && canvas.width > 0};")
 
 # Installed after PROBE in the re-blur tests: a row of black and white cells in the viewport's
 # top-left corner, outside the viewer's frame, showing in binary how many trigger events the page

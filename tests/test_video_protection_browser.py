@@ -22,6 +22,7 @@ from .test_review_protection_browser import (
     Screencast,
     in_colour,
     off_screen_checked,
+    probe_script,
     slow_network,
     trigger_measured,
     wait_for_db,
@@ -31,20 +32,10 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 # Before the page's scripts: each trigger as the first listener sees it, and on every animation
 # frame whether the revealed still (#original) or the segment (#segment, playing) is on screen.
-PROBE = """(() => {
-  const probe = window.__probe = {origin: performance.timeOrigin, triggers: [], frames: []};
-  const note = (e) => probe.triggers.push({type: e.type, at: performance.now(), stamp: e.timeStamp});
-  for (const type of ["pointerup", "keyup", "visibilitychange", "pagehide"]) window.addEventListener(type, note, true);
-  window.addEventListener("blur", (e) => { if (e.target === window) note(e); }, true);
-  const loop = () => {
-    const canvas = document.getElementById("original"), video = document.getElementById("segment");
-    probe.frames.push({at: performance.now(),
-                       still: !!canvas && !canvas.hidden && canvas.width > 0,
-                       segment: !!video && !video.hidden && video.hasAttribute("src") && !video.paused && video.readyState >= 2});
-    requestAnimationFrame(loop);
-  };
-  requestAnimationFrame(loop);
-})();"""
+PROBE = probe_script(
+    'const canvas = document.getElementById("original"), video = document.getElementById("segment");'
+    " return {still: !!canvas && !canvas.hidden && canvas.width > 0,"
+    " segment: !!video && !video.hidden && video.hasAttribute('src') && !video.paused && video.readyState >= 2};")
 
 
 @pytest.fixture
