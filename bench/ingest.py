@@ -176,11 +176,9 @@ def run() -> dict:
     sample = min(n, stack.scaled(500, 20))
     before = floor(data, previews=sample)
     stack.say(f"floor before (one process): intake {before['intake_per_s']:.1f}/s; previews {before['previews_per_s']:.1f}/s")
-    for reset in (stack.database_reset, stack.media_clear, stack.redis_flush):
-        reset()
+    _fresh()
     run_ = end_to_end(data)
-    for reset in (stack.database_reset, stack.media_clear, stack.redis_flush):
-        reset()
+    _fresh()
     after = floor(data, previews=sample)
     stack.say(f"floor after (one process): intake {after['intake_per_s']:.1f}/s; previews {after['previews_per_s']:.1f}/s")
     base = {key: (before[key] + after[key]) / 2 for key in ("intake_per_s", "previews_per_s")}
@@ -207,6 +205,13 @@ def run() -> dict:
         (f"peak RSS of a web worker during ingest: {run_['web_worker_peak_rss_mb']:.0f} MB", "(recorded)", "—"),
     ]
     return {"n": n, "floor": base, "stack": run_, "ratio": ratio, "ratio_with_previews": ratio_previews, "rows": rows}
+
+
+def _fresh() -> None:
+    """An empty database, media folder and broker, as before the first push."""
+    stack.database_reset()
+    stack.media_clear()
+    stack.redis_flush()
 
 
 def _met(ok: bool) -> str:

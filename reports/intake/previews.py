@@ -75,15 +75,14 @@ def item_previews_make(*, item_id: int) -> Item:
         pdq_index_add(item)  # (items waiting when migration 0010 indexed everything are indexed already)
         demoted = rep is None and first and item_demote_if_quarantined(item, sightings)
         made = {"action": "item.previews_made", "subject": item, "item_id": item.pk, "data": {"previews": sorted(names)}}
-        if rep is not None:
-            audit_record(actor=None, **made)
-            cluster_join_audit(item, rep, near[1])
-        elif first:
+        if first and rep is None:  # queued on its own: both events in one INSERT
             audit_record_many(actor=None, events=[made, {
                 "action": "item.queued", "subject": item, "item_id": item.pk,
                 "data": {"from": "new", "to": "queued", **({"quarantined_entry": True} if demoted else {})}}])
         else:
             audit_record(actor=None, **made)
+            if rep is not None:
+                cluster_join_audit(item, rep, near[1])
         if first:  # a clustered item is "queued" to its scanners too
             item_events(item_id=item.pk, type=ScannerEvent.Type.QUEUED, submissions=sightings)
     return item

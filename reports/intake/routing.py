@@ -30,8 +30,6 @@ def item_sightings_with_matches(item: Item) -> list[Submission]:
     return sightings
 
 
-_sightings = item_sightings_with_matches
-
 
 def _source_key(submission: Submission) -> str:
     source = submission.source_type
@@ -53,7 +51,7 @@ def _distance_share(match: Match) -> float:
 def priority_score(item: Item, policy: PriorityPolicy | None = None, sightings=None) -> int:
     """The policy's score of an item (without waiting time and the urgent flag)."""
     policy = policy or PriorityPolicy.current()
-    sightings = _sightings(item) if sightings is None else sightings
+    sightings = item_sightings_with_matches(item) if sightings is None else sightings
     matches = [m for s in sightings for m in s.matches.all()]
     label = max((int(policy.label_points.get(m.label, 0)) for m in matches), default=0)
     source = max((int(policy.source_points.get(_source_key(s), 0)) for s in sightings), default=0)
@@ -86,7 +84,7 @@ def _matches_rule(queue: ReviewQueue, item: Item, sightings) -> bool:
 
 def route(item: Item, sightings=None) -> ReviewQueue | None:
     """The first queue whose rule the item meets, or None (the general queue)."""
-    sightings = _sightings(item) if sightings is None else sightings
+    sightings = item_sightings_with_matches(item) if sightings is None else sightings
     for queue in ReviewQueue.objects.all():
         if _matches_rule(queue, item, sightings):
             return queue
@@ -97,7 +95,7 @@ def placement(item: Item, sightings=None) -> dict:
     """The fields an item gets as it starts waiting (its queued_at already set): priority,
     queue and rank. The caller saves them with the state change."""
     policy = PriorityPolicy.current()
-    sightings = _sightings(item) if sightings is None else sightings
+    sightings = item_sightings_with_matches(item) if sightings is None else sightings
     priority = priority_score(item, policy, sightings)
     return {"priority": priority, "queue": route(item, sightings),
             "rank_at": rank_time(item.queued_at, priority, item.urgent, policy)}
@@ -136,7 +134,7 @@ def priorities_recompute(*, batch: int = 1000) -> int:
         if not items:
             break
         for item in items:
-            sightings = _sightings(item)
+            sightings = item_sightings_with_matches(item)
             priority = priority_score(item, policy, sightings)
             queue = route(item, sightings)
             rank = rank_time(item.queued_at, priority, item.urgent, policy)

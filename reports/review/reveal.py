@@ -138,14 +138,18 @@ def media_denied(*, user, item_id, what: str) -> None:
         audit_record(actor=user, action="media.denied", data={"item": str(item_id)[:32], "what": what})
 
 
+def _painted_views(item, user):
+    return ViewEvent.objects.filter(item=item, user=user, painted=True)
+
+
 def viewed_by(item, user) -> bool:
     """The one reveal check: has this person a painted view of this file (DESIGN §5)?"""
-    return ViewEvent.objects.filter(item=item, user=user, painted=True).exists()
+    return _painted_views(item, user).exists()
 
 
 def viewed_exists(item, user) -> Exists:
     """viewed_by as an expression, for an annotation (item: an OuterRef or an id)."""
-    return Exists(ViewEvent.objects.filter(item=item, user=user, painted=True))
+    return Exists(_painted_views(item, user))
 
 
 def painted_frames(item, user) -> list[int]:
