@@ -22,6 +22,7 @@ from .test_review_protection_browser import (
     Screencast,
     in_colour,
     off_screen_checked,
+    page_focused_beside_another_window,
     probe_script,
     slow_network,
     trigger_measured,
@@ -98,10 +99,7 @@ def test_a_revealed_frame_and_a_playing_segment_leave_the_screen_within_100_ms_w
     cast = Screencast(page)
     start_review(page)
     page.keyboard.press("]")  # frame 1: a frame other than the first
-    page.context.new_page().goto("/")  # the other window of the "other window" triggers
-    cast.cdp.send("Emulation.setFocusEmulationEnabled", {"enabled": False})
-    page.bring_to_front()
-    assert page.evaluate("document.hasFocus()")
+    page_focused_beside_another_window(page, cast)
     if condition == "cpu/4":
         cast.cdp.send("Emulation.setCPUThrottlingRate", {"rate": 4})
     cast.start()
