@@ -42,7 +42,7 @@ def profiled(label: str, fn, repeat: int, top: int = 14) -> None:
     each = (time.perf_counter() - t) / repeat * 1000
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
-    stats.sort_stats("tottime").print_stats(top)
+    stats.sort_stats(os.environ.get("PROFILE_SORT", "tottime")).print_stats(int(os.environ.get("PROFILE_TOP", top)))
     stack.say(f"\n### {label}: {each:.1f} ms each under cProfile, {len(queries)} queries")
     if os.environ.get("PROFILE_SQL"):  # the statements of one run, to see which ones could go
         stack.say("\n".join(f"  {sql[:300]}" for sql in queries))

@@ -130,9 +130,15 @@ def redis_flush() -> None:
 
 
 def media_clear() -> None:
-    import shutil
-
-    shutil.rmtree(os.environ["TSREVIEW_MEDIA_ROOT"], ignore_errors=True)
+    """A new, empty media folder. The old one's files are left to the end of the run: deleting
+    thousands of files just before a phase made each file that phase created cost up to 1 ms
+    of kernel time more on this machine (ext4 skips inodes freed in the last minutes), and the
+    stack creates five files a push where the one-process floor creates one."""
+    root = Path(os.environ["TSREVIEW_MEDIA_ROOT"])
+    old = root.with_name(f"{root.name}.old")
+    old.mkdir(exist_ok=True)
+    if root.exists():
+        root.rename(old / secrets.token_hex(8))
 
 
 # --- Processes ---------------------------------------------------------------------------------
@@ -235,7 +241,7 @@ def cpu_seconds() -> dict[str, float]:
     forked children) and the rest. Two readings apart say where a run's CPU went."""
     tick = os.sysconf("SC_CLK_TCK")
     own = os.getpid()
-    roles: dict[str, float] = {}
+    processes: dict[int, tuple[int, str, float]] = {}  # pid: (parent, command line, seconds)
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -246,10 +252,15 @@ def cpu_seconds() -> dict[str, float]:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
         seconds = sum(int(v) for v in fields[11:15]) / tick  # utime, stime, cutime, cstime
-        role = ("bench" if int(entry.name) == own else "gunicorn" if "gunicorn" in cmdline
+        processes[int(entry.name)] = (int(fields[1]), cmdline, seconds)
+    roles: dict[str, float] = {}
+    for pid, (parent, cmdline, seconds) in processes.items():
+        role = ("bench" if pid == own else "gunicorn" if "gunicorn" in cmdline
                 else "celery" if "celery" in cmdline else "decoding" if "forkserver" in cmdline
                 else "postgres" if "postgres" in cmdline
                 else "redis" if "redis" in cmdline else "other")
+        if role in ("gunicorn", "celery") and role not in processes.get(parent, (0, "", 0))[1]:
+            role += " (parent)"  # the arbiter, or the worker's consumer that feeds its pool
         roles[role] = roles.get(role, 0.0) + seconds
     return roles
 

@@ -24,6 +24,9 @@ THUMB_SIDE = 256
 INSPECT_SIDE = 400
 # The preview is rebuilt from a tiny copy: at this many pixels on the long side no detail survives.
 BLUR_CELLS = {1: 48, 2: 32, 3: 20}
+SMOOTH_PIXELS_PER_CELL = 4
+# Previews are made from a decode this size at least: two pixels a cell of the finest blur.
+PREVIEW_SOURCE_SIDE = 2 * max(BLUR_CELLS.values())
 
 
 class MediaRejected(Exception):
@@ -141,8 +144,9 @@ def pdq_hash(rgb: Image.Image) -> tuple[str, int]:
     return np.packbits(vector.astype(np.uint8)).tobytes().hex(), int(quality)
 
 
-def image_inspect(data: bytes, *, claimed_type: str) -> ImageFacts:
-    """Verify that data is a whole, supported image and compute its hashes.
+def image_inspect(data: bytes, *, claimed_type: str, digests: dict[str, str] | None = None) -> ImageFacts:
+    """Verify that data is a whole, supported image and compute its hashes (the MD5, SHA-1 and
+    SHA-256 given as `digests` when they were taken as the bytes arrived).
 
     Raises MediaRejected with the status to answer: 400 empty/corrupt/truncated, 413 too
     many pixels or frames, 415 unsupported or not what the client said it was.
@@ -168,26 +172,36 @@ def image_inspect(data: bytes, *, claimed_type: str) -> ImageFacts:
         width=width,
         height=height,
         frames=frames,
-        md5=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        sha1=hashlib.sha1(data, usedforsecurity=False).hexdigest(),
-        sha256=hashlib.sha256(data).hexdigest(),
+        md5=digests["md5"] if digests else hashlib.md5(data, usedforsecurity=False).hexdigest(),
+        sha1=digests["sha1"] if digests else hashlib.sha1(data, usedforsecurity=False).hexdigest(),
+        sha256=digests["sha256"] if digests else hashlib.sha256(data).hexdigest(),
         pdq=pdq,
         pdq_quality=quality,
     )
 
 
-def preview(grey: Image.Image, *, side: int, blur: int) -> bytes:
-    """A blurred greyscale JPEG at most side pixels on its long edge.
+def _fit(size: tuple[int, int], side: int) -> tuple[int, int]:
+    """size scaled down (never up) to fit within side × side."""
+    scale = min(1.0, side / max(size))
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def preview(grey: Image.Image, *, size: tuple[int, int], blur: int) -> bytes:
+    """A blurred greyscale JPEG of `size` pixels.
 
     The picture is shrunk to a few dozen cells and scaled back up with a blur, so nothing
-    identifiable survives whatever the source size. More pixels than this would carry no
-    more detail: the page scales it to the reviewer's chosen size."""
-    image = grey.copy()
-    image.thumbnail((side, side), Image.Resampling.BOX)
+    identifiable survives whatever the source size; `grey` needs no more pixels than a few a
+    cell. More pixels than the inspect size would carry no more detail: the page scales it to
+    the reviewer's chosen size."""
     cells = BLUR_CELLS[blur]
-    scale = cells / max(image.size)
-    tiny = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))), Image.Resampling.BOX)
-    smooth = tiny.resize(image.size, Image.Resampling.BICUBIC).filter(ImageFilter.GaussianBlur(max(image.size) / cells / 2))
+    tiny = grey.resize(_fit(grey.size, cells) if max(grey.size) > cells else grey.size, Image.Resampling.BOX)
+    # The smoothing is done at a few pixels per cell, where it costs a fraction of the full
+    # size's; the result holds nothing finer than a cell, so scaling it up after changes it by
+    # less than one grey level on average.
+    work = _fit(size, cells * SMOOTH_PIXELS_PER_CELL)
+    smooth = (tiny.resize(work, Image.Resampling.BICUBIC)
+              .filter(ImageFilter.GaussianBlur(max(work) / cells / 2))
+              .resize(size, Image.Resampling.BILINEAR))
     out = io.BytesIO()
     smooth.save(out, "JPEG", quality=75)
     return out.getvalue()
@@ -195,19 +209,23 @@ def preview(grey: Image.Image, *, side: int, blur: int) -> bytes:
 
 def previews_make(data: bytes) -> dict[str, bytes]:
     """The thumbnail (strongest blur) and the inspect view at each blur level a reviewer may
-    choose, from one decode of the original at reduced size, turned grey once."""
+    choose, from one decode of the original at a few pixels a cell (a JPEG decodes at an
+    eighth of its size, every byte still read), turned grey once. The previews keep the sizes
+    they had when they were made from the inspect size: only the work is smaller."""
     image = _open(data)
-    return blurred_set(decode_reduced(image, INSPECT_SIDE, grey=True))
+    natural = (image.height, image.width) if _orientation(image) in (5, 6, 7, 8) else image.size  # upright
+    return blurred_set(decode_reduced(image, PREVIEW_SOURCE_SIDE, grey=True), natural=natural)
 
 
-def blurred_set(grey: Image.Image, *, prefix: str = "", thumb: bool = True) -> dict[str, bytes]:
+def blurred_set(grey: Image.Image, *, prefix: str = "", thumb: bool = True,
+                natural: tuple[int, int] | None = None) -> dict[str, bytes]:
     """Blurred greyscale JPEGs of one picture: the thumbnail (strongest blur) and the inspect
-    view at each blur level, named prefix + "thumb" / "inspect-<level>"."""
-    grey = grey.copy()
-    grey.thumbnail((INSPECT_SIDE, INSPECT_SIDE), Image.Resampling.BOX)
-    previews = {f"{prefix}thumb": preview(grey, side=THUMB_SIDE, blur=max(BLUR_CELLS))} if thumb else {}
+    view at each blur level, named prefix + "thumb" / "inspect-<level>", fitted from the
+    picture's natural size (by default grey's own)."""
+    natural = natural or grey.size
+    previews = {f"{prefix}thumb": preview(grey, size=_fit(natural, THUMB_SIDE), blur=max(BLUR_CELLS))} if thumb else {}
     for level in BLUR_CELLS:
-        previews[f"{prefix}inspect-{level}"] = preview(grey, side=INSPECT_SIDE, blur=level)
+        previews[f"{prefix}inspect-{level}"] = preview(grey, size=_fit(natural, INSPECT_SIDE), blur=level)
     return previews
 
 

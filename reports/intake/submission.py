@@ -66,16 +66,16 @@ def submission_push(*, scanner: Scanner, document, data: bytes | StoredUpload | 
 def _push_stored(scanner: Scanner, metadata: dict, upload: StoredUpload, claimed_type: str) -> IntakeResult:
     """A video is inspected where it is stored, read chunk by chunk, by a child process under
     the decoding limits (intake.decode: a file built to exhaust the demuxer costs that child, not
-    this web worker); a picture (small by the upload limit) is decrypted into memory to be
-    verified like any other."""
-    store = media_store()
+    this web worker); a picture (small by the upload limit) is verified like any other from the
+    copy kept in memory as it arrived."""
     if is_video(upload.head):
         facts = video_inspect_limited(upload.blob, head=upload.head, size=upload.size, digests=upload.digests,
                                       claimed_type=claimed_type)
     else:
         if upload.size > settings.TSREVIEW_MAX_UPLOAD_BYTES:
             raise MediaRejected(413, f"Larger than {settings.TSREVIEW_MAX_UPLOAD_BYTES} bytes.")
-        facts = image_inspect(store.get(upload.blob), claimed_type=claimed_type)
+        # Held in memory as it arrived (it is within the picture limit), hashed then too.
+        facts = image_inspect(bytes(upload.plain), claimed_type=claimed_type, digests=upload.digests)
     return submission_create(scanner=scanner, metadata=metadata, data=None, facts=facts, stored=upload)
 
 

@@ -1,6 +1,7 @@
 """Receiving a push's file: hashed and encrypted chunk by chunk as it arrives, straight into the
-media store. The bytes are never whole in memory and never on disk in plaintext; a push that is
-refused afterwards discards what was written."""
+media store. The bytes are never on disk in plaintext, and whole in memory only while they fit
+the picture limit (a picture is checked from memory, not read back and decrypted; a video is
+not held); a push that is refused afterwards discards what was written."""
 
 import hashlib
 
@@ -19,6 +20,7 @@ class StoredUpload(UploadedFile):
     def __init__(self, writer, name, content_type):
         super().__init__(file=None, name=name, content_type=content_type, size=0)
         self._writer, self.blob, self.head = writer, writer.name, b""
+        self.plain: bytearray | None = bytearray()  # None once larger than a picture may be
         self._hashes = {k: hashlib.new(k, usedforsecurity=k == "sha256") for k in ("md5", "sha1", "sha256")}
         self.digests: dict[str, str] = {}
         self.kept = False
@@ -29,6 +31,10 @@ class StoredUpload(UploadedFile):
             raise StopUpload(connection_reset=True)
         if len(self.head) < HEAD_BYTES:
             self.head += data[: HEAD_BYTES - len(self.head)]
+        if self.plain is not None and self.size <= settings.TSREVIEW_MAX_UPLOAD_BYTES:
+            self.plain += data
+        else:
+            self.plain = None
         for h in self._hashes.values():
             h.update(data)
         self._writer.write(data)
