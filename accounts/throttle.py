@@ -28,8 +28,10 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]  # no names or addresses in cache keys
 
 
-def _incr(key: str, ttl: int) -> int:
-    cache.add(key, 0, ttl)  # SET NX: only the first attempt of a window makes the counter
+def counter_take(key: str, ttl: int) -> int:
+    """Add one to a counter in the shared cache, made at 0 if absent; the new count (also the
+    scanner rate limit's, reports/api/throttle.py)."""
+    cache.add(key, 0, ttl)  # SET NX: only the first of a window makes the counter
     try:
         return cache.incr(key)
     except ValueError:  # expired between the two calls
@@ -63,7 +65,7 @@ def attempt_take(*, username: str, ip: str) -> Slot | None:
     for kind, value, limit in (("user", username, settings.TSREVIEW_LOGIN_FAILURES_PER_USER),
                                ("ip", ip, settings.TSREVIEW_LOGIN_FAILURES_PER_IP)):
         key = f"{PREFIX}:{kind}:{_digest(value)}:{window}"
-        count = _incr(key, ttl)
+        count = counter_take(key, ttl)
         taken.append(key)
         if count > limit:
             Slot(taken).release()

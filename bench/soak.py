@@ -216,7 +216,7 @@ def run() -> dict:
     fake = FakeCyberTipline(slow_seconds=0.2)
     os.environ.update(_s3_start())
     os.environ.update({"TSREVIEW_CYBERTIP_BASE_URL": fake.start(), "TSREVIEW_CYBERTIP_USERNAME": fake.username,
-                       "TSREVIEW_CYBERTIP_PASSWORD": fake.password, "CACHE_URL": stack.BROKER_URL,
+                       "TSREVIEW_CYBERTIP_PASSWORD": fake.password,
                        "TSREVIEW_SCANNER_RATE": "100000/min"})
     from django.contrib.auth.models import Group
 

@@ -54,6 +54,7 @@ def configure_environment(workdir: Path) -> dict:
         "SECURE_HSTS_SECONDS": "0",
         "DATABASE_URL": DATABASE_URL,
         "CELERY_BROKER_URL": BROKER_URL,
+        "CACHE_URL": BROKER_URL,  # as production: the rate limit and sign-in counters in Redis
         "TSREVIEW_VAR_DIR": str(workdir),
         "TSREVIEW_MEDIA_ROOT": str(workdir / "media"),
         "TSREVIEW_MEDIA_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),

@@ -483,7 +483,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "reports.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.ScopedRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["reports.api.throttle.ScannerRateThrottle"],  # an atomic count a window
     "DEFAULT_THROTTLE_RATES": {"scanner": env("TSREVIEW_SCANNER_RATE", "6000/min")},
 }
 SPECTACULAR_SETTINGS = {
