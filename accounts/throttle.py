@@ -14,6 +14,8 @@ from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
 
+from reports.counters import counter_take
+
 PREFIX = "tsreview:signin"
 
 
@@ -26,17 +28,6 @@ def _window() -> tuple[int, int]:
 
 def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]  # no names or addresses in cache keys
-
-
-def counter_take(key: str, ttl: int) -> int:
-    """Add one to a counter in the shared cache, made at 0 if absent; the new count (also the
-    scanner rate limit's, reports/api/throttle.py)."""
-    cache.add(key, 0, ttl)  # SET NX: only the first of a window makes the counter
-    try:
-        return cache.incr(key)
-    except ValueError:  # expired between the two calls
-        cache.add(key, 0, ttl)
-        return cache.incr(key)
 
 
 def _decr(key: str) -> None:

@@ -74,6 +74,26 @@ def test_previews_are_blurred_beyond_recognition(api, django_capture_on_commit_c
     assert max(neighbours) < 20
 
 
+@pytest.mark.parametrize(("size", "orientation", "thumb", "inspect"), [
+    ((1024, 768), 1, (256, 192), (400, 300)),   # a JPEG decodes at an eighth of its size for this
+    ((768, 1024), 1, (192, 256), (300, 400)),
+    ((1024, 768), 6, (192, 256), (300, 400)),   # stored sideways: previewed upright
+    ((60, 40), 1, (60, 40), (60, 40)),          # never larger than the picture
+])
+def test_previews_keep_their_sizes_whatever_size_they_are_made_from(size, orientation, thumb, inspect):
+    from reports.intake.media import previews_make
+
+    image = Image.open(io.BytesIO(synthetic_image(5, size=size)))
+    out = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    image.save(out, "JPEG", quality=90, exif=exif)
+    previews = {kind: Image.open(io.BytesIO(data)) for kind, data in previews_make(out.getvalue()).items()}
+    assert previews["thumb"].size == thumb
+    assert {previews[f"inspect-{level}"].size for level in (1, 2, 3)} == {inspect}
+    assert {p.mode for p in previews.values()} == {"L"}
+
+
 def test_replayed_submission_returns_the_same_id(api, media_root):
     first = push(api)
     files = stored_files(media_root)

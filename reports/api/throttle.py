@@ -10,7 +10,7 @@ scanner may send up to twice the rate across a window's end."""
 
 from rest_framework.throttling import ScopedRateThrottle
 
-from accounts.throttle import counter_take
+from ..counters import counter_take
 
 
 def window(duration: int, now: float) -> tuple[int, float]:

@@ -1,0 +1,15 @@
+"""Counters in the shared cache (Redis via CACHE_URL in production; the per-process memory
+cache in the embedded demo): the sign-in limits (accounts/throttle.py) and the scanner rate
+(reports/api/throttle.py). One atomic increment each, never read, changed and written back."""
+
+from django.core.cache import cache
+
+
+def counter_take(key: str, ttl: int) -> int:
+    """Add one to a counter, made at 0 if absent; the new count."""
+    cache.add(key, 0, ttl)  # SET NX: only the first of a window makes the counter
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between the two calls
+        cache.add(key, 0, ttl)
+        return cache.incr(key)
