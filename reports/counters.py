@@ -7,9 +7,8 @@ from django.core.cache import cache
 
 def counter_take(key: str, ttl: int) -> int:
     """Add one to a counter, made at 0 if absent; the new count."""
-    cache.add(key, 0, ttl)  # SET NX: only the first of a window makes the counter
     try:
         return cache.incr(key)
-    except ValueError:  # expired between the two calls
-        cache.add(key, 0, ttl)
+    except ValueError:  # absent (the first of a window) or just expired
+        cache.add(key, 0, ttl)  # SET NX: if two arrive together, one makes it
         return cache.incr(key)

@@ -20,7 +20,7 @@ PRODUCT = ["accounts", "devtools", "reports", "tsreview"]
 # the entry points (API, HTML, tasks, admin, sign-in); then what wires them together.
 RANKS = {
     "reports.models": 0, "reports.errors": 0, "reports.jobs": 0, "reports.migrations": 0,
-    "reports.dbroles": 0, "reports.checks": 0, "reports.keyfiles": 0, "reports.counters": 0,  # the runtime role's grants, deploy checks (wired by reports.apps)
+    "reports.dbroles": 0, "reports.checks": 0, "reports.keyfiles": 0, "reports.counters": 0,  # grants, deploy checks, key files, cache counters
     "reports.apps": 1,
     "reports.states": 1, "reports.audit": 1, "reports.access": 1, "reports.events": 1,
     "reports.intake": 2,

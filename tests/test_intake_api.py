@@ -3,6 +3,7 @@
 import io
 import json
 
+import numpy as np
 import pytest
 from django.core.management import call_command
 from PIL import Image
@@ -74,24 +75,38 @@ def test_previews_are_blurred_beyond_recognition(api, django_capture_on_commit_c
     assert max(neighbours) < 20
 
 
-@pytest.mark.parametrize(("size", "orientation", "thumb", "inspect"), [
-    ((1024, 768), 1, (256, 192), (400, 300)),   # a JPEG decodes at an eighth of its size for this
-    ((768, 1024), 1, (192, 256), (300, 400)),
-    ((1024, 768), 6, (192, 256), (300, 400)),   # stored sideways: previewed upright
-    ((60, 40), 1, (60, 40), (60, 40)),          # never larger than the picture
+@pytest.mark.parametrize(("fmt", "size", "orientation", "thumb", "inspect"), [
+    ("JPEG", (1024, 768), 1, (256, 192), (400, 300)),  # a JPEG decodes at an eighth of its size for this
+    ("JPEG", (768, 1024), 1, (192, 256), (300, 400)),
+    ("JPEG", (1024, 768), 6, (192, 256), (300, 400)),  # stored sideways: previewed upright
+    ("JPEG", (1000, 999), 8, (256, 256), (400, 400)),  # near square, turned the other way
+    ("PNG", (1024, 768), 6, (192, 256), (300, 400)),   # decoded whole, turned by its EXIF too
+    ("PNG", (4000, 20), 1, (256, 1), (400, 2)),        # very wide
+    ("JPEG", (60, 40), 1, (60, 40), (60, 40)),         # never larger than the picture
 ])
-def test_previews_keep_their_sizes_whatever_size_they_are_made_from(size, orientation, thumb, inspect):
+def test_previews_keep_their_sizes_and_show_the_picture_upright(fmt, size, orientation, thumb, inspect):
+    """However small the decode they are made from, the previews have the sizes they always had,
+    and show the picture the right way up (a bright top half, once turned upright)."""
     from reports.intake.media import previews_make
 
-    image = Image.open(io.BytesIO(synthetic_image(5, size=size)))
+    upright = Image.new("L", size if orientation == 1 else size[::-1], 0)
+    upright.paste(255, (0, 0, upright.width, upright.height // 2))
+    turn = {6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}  # what the EXIF value undoes
+    stored = upright.transpose(turn[orientation]) if orientation in turn else upright
+    assert stored.size == size
     out = io.BytesIO()
     exif = Image.Exif()
     exif[0x0112] = orientation
-    image.save(out, "JPEG", quality=90, exif=exif)
+    stored.convert("RGB").save(out, fmt, exif=exif)
     previews = {kind: Image.open(io.BytesIO(data)) for kind, data in previews_make(out.getvalue()).items()}
     assert previews["thumb"].size == thumb
     assert {previews[f"inspect-{level}"].size for level in (1, 2, 3)} == {inspect}
-    assert {p.mode for p in previews.values()} == {"L"}
+    for kind, preview in previews.items():
+        assert preview.mode == "L"
+        if min(preview.size) >= 8:
+            pixels = np.asarray(preview, dtype=float)
+            quarter = pixels.shape[0] // 4
+            assert pixels[:quarter].mean() - pixels[-quarter:].mean() > 100, kind
 
 
 def test_replayed_submission_returns_the_same_id(api, media_root):

@@ -8,7 +8,7 @@ from django.core.cache import cache
 from reports.api.throttle import ScannerRateThrottle
 from reports.models import Item, Submission
 
-from .factories import make_metadata, make_scanner, push
+from .factories import make_metadata, make_scanner, push, stored_files
 
 pytestmark = pytest.mark.django_db
 START = 1_800_000_000.0  # a window's first second (a multiple of 60)
@@ -29,6 +29,7 @@ def test_pushes_over_the_rate_are_refused_with_the_wait_and_store_nothing(api, c
     assert int(refused["Retry-After"]) == 50
     assert refused.json() == {"errors": {"rate": ["Request was throttled. Expected available in 50 seconds."]}}
     assert Submission.objects.count() == 3 and Item.objects.count() == 3
+    assert len(stored_files(media_root)) == 3  # the refused push's file was never written
 
 
 def test_the_count_starts_again_in_the_next_window_and_is_per_scanner(api, clock, media_root):

@@ -17,7 +17,7 @@ PART_BYTES = 8 * 1024 * 1024  # a multipart upload's part (S3 wants at least 5 M
 
 
 def _checked(name: str) -> str:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ValueError("not a media store name")
     return name
 
@@ -32,7 +32,8 @@ class LocalFiles:
         self._base = os.path.realpath(self.root)  # once: resolving every path cost a syscall per level
 
     def _path(self, name: str) -> Path:
-        # A checked name has no "..", no leading "/" and no link of its own: it stays in the folder.
+        # A checked name has no "..", no leading "/" and nothing but letters, hex and two
+        # slashes: it stays in the folder (the app makes every folder in it, 0700).
         return Path(self._base, _checked(name))
 
     def write(self, name: str, sealed: bytes) -> None:
@@ -61,8 +62,9 @@ class LocalFiles:
 
     def names(self):
         for path in sorted(self.root.rglob("*")):
-            if path.is_file() and not path.name.endswith(".tmp"):
-                yield path.relative_to(self.root).as_posix()
+            name = path.relative_to(self.root).as_posix()
+            if path.is_file() and NAME.fullmatch(name):  # not a writer's .tmp, nor a stray file
+                yield name
 
 
 class LocalWriter:

@@ -25,7 +25,7 @@ INSPECT_SIDE = 400
 # The preview is rebuilt from a tiny copy: at this many pixels on the long side no detail survives.
 BLUR_CELLS = {1: 48, 2: 32, 3: 20}
 SMOOTH_PIXELS_PER_CELL = 4
-# Previews are made from a decode this size at least: two pixels a cell of the finest blur.
+# Previews are made from a decode fitted within this size: two pixels a cell of the finest blur.
 PREVIEW_SOURCE_SIDE = 2 * max(BLUR_CELLS.values())
 
 
@@ -213,8 +213,11 @@ def previews_make(data: bytes) -> dict[str, bytes]:
     eighth of its size, every byte still read), turned grey once. The previews keep the sizes
     they had when they were made from the inspect size: only the work is smaller."""
     image = _open(data)
-    natural = (image.height, image.width) if _orientation(image) in (5, 6, 7, 8) else image.size  # upright
-    return blurred_set(decode_reduced(image, PREVIEW_SOURCE_SIDE, grey=True), natural=natural)
+    stored = image.size
+    grey = decode_reduced(image, PREVIEW_SOURCE_SIDE, grey=True)  # upright, as the EXIF says
+    # The natural size upright: the stored one, or turned, whichever has the decoded shape.
+    shape, aspect = math.log(grey.width / grey.height), math.log(stored[0] / stored[1])
+    return blurred_set(grey, natural=stored[::-1] if abs(shape + aspect) < abs(shape - aspect) else stored)
 
 
 def blurred_set(grey: Image.Image, *, prefix: str = "", thumb: bool = True,

@@ -69,13 +69,15 @@ def _push_stored(scanner: Scanner, metadata: dict, upload: StoredUpload, claimed
     this web worker); a picture (small by the upload limit) is verified like any other from the
     copy kept in memory as it arrived."""
     if is_video(upload.head):
+        upload.plain = None  # a video is read from the store, chunk by chunk
         facts = video_inspect_limited(upload.blob, head=upload.head, size=upload.size, digests=upload.digests,
                                       claimed_type=claimed_type)
     else:
         if upload.size > settings.TSREVIEW_MAX_UPLOAD_BYTES:
             raise MediaRejected(413, f"Larger than {settings.TSREVIEW_MAX_UPLOAD_BYTES} bytes.")
         # Held in memory as it arrived (it is within the picture limit), hashed then too.
-        facts = image_inspect(bytes(upload.plain), claimed_type=claimed_type, digests=upload.digests)
+        data, upload.plain = bytes(upload.plain), None
+        facts = image_inspect(data, claimed_type=claimed_type, digests=upload.digests)
     return submission_create(scanner=scanner, metadata=metadata, data=None, facts=facts, stored=upload)
 
 
