@@ -144,6 +144,11 @@ def pdq_hash(rgb: Image.Image) -> tuple[str, int]:
     return np.packbits(vector.astype(np.uint8)).tobytes().hex(), int(quality)
 
 
+def file_digests(data: bytes) -> dict[str, str]:
+    """The MD5, SHA-1 and SHA-256 of a file's bytes, as ImageFacts names them."""
+    return {name: hashlib.new(name, data, usedforsecurity=name == "sha256").hexdigest() for name in ("md5", "sha1", "sha256")}
+
+
 def image_inspect(data: bytes, *, claimed_type: str, digests: dict[str, str] | None = None) -> ImageFacts:
     """Verify that data is a whole, supported image and compute its hashes (the MD5, SHA-1 and
     SHA-256 given as `digests` when they were taken as the bytes arrived).
@@ -172,9 +177,7 @@ def image_inspect(data: bytes, *, claimed_type: str, digests: dict[str, str] | N
         width=width,
         height=height,
         frames=frames,
-        md5=digests["md5"] if digests else hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        sha1=digests["sha1"] if digests else hashlib.sha1(data, usedforsecurity=False).hexdigest(),
-        sha256=digests["sha256"] if digests else hashlib.sha256(data).hexdigest(),
+        **(digests or file_digests(data)),
         pdq=pdq,
         pdq_quality=quality,
     )
@@ -194,7 +197,7 @@ def preview(grey: Image.Image, *, size: tuple[int, int], blur: int) -> bytes:
     cell. More pixels than the inspect size would carry no more detail: the page scales it to
     the reviewer's chosen size."""
     cells = BLUR_CELLS[blur]
-    tiny = grey.resize(_fit(grey.size, cells) if max(grey.size) > cells else grey.size, Image.Resampling.BOX)
+    tiny = grey.resize(_fit(grey.size, cells), Image.Resampling.BOX)
     # The smoothing is done at a few pixels per cell, where it costs a fraction of the full
     # size's; the result holds nothing finer than a cell, so scaling it up after changes it by
     # less than one grey level on average.

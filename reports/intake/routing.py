@@ -30,7 +30,6 @@ def item_sightings_with_matches(item: Item) -> list[Submission]:
     return sightings
 
 
-
 def _source_key(submission: Submission) -> str:
     source = submission.source_type
     uploader = (submission.provenance or {}).get("uploader") or {}

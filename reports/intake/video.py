@@ -4,7 +4,6 @@ system ffmpeg), their hashes, and the frame-first derivatives a reviewer sees (D
 The type is decided from the bytes. Every limit is a setting and each refusal names it; a
 file is accepted only when a frame of it decodes."""
 
-import hashlib
 import io
 import math
 import os
@@ -17,7 +16,7 @@ import numpy as np
 from django.conf import settings
 from PIL import Image
 
-from .media import GENERIC_TYPES, PDQ_SIDE, ImageFacts, MediaRejected, blurred_set, pdq_hash
+from .media import GENERIC_TYPES, PDQ_SIDE, ImageFacts, MediaRejected, blurred_set, file_digests, pdq_hash
 
 # Codecs a reviewer's file may use (the issue's list); anything else is 415.
 CODECS = {"h264", "hevc", "vp8", "vp9", "av1", "libdav1d", "libaom-av1"}
@@ -125,8 +124,7 @@ def _first_frame(probe: Probe) -> Image.Image:
 def video_inspect(data: bytes, *, claimed_type: str) -> ImageFacts:
     """Verify that data is a supported video within every limit, that a frame of it decodes,
     and compute its hashes (PDQ of the first frame, for similarity). MediaRejected says why."""
-    digests = {name: hashlib.new(name, data, usedforsecurity=name == "sha256").hexdigest() for name in ("md5", "sha1", "sha256")}
-    return video_inspect_file(data, head=data[:64], size=len(data), digests=digests, claimed_type=claimed_type)
+    return video_inspect_file(data, head=data[:64], size=len(data), digests=file_digests(data), claimed_type=claimed_type)
 
 
 def video_inspect_file(source, *, head: bytes, size: int, digests: dict[str, str], claimed_type: str) -> ImageFacts:
