@@ -155,10 +155,11 @@ class Service:
 
     running: list["Service"] = []
 
-    def __init__(self, name: str, argv: list[str], log: Path):
+    def __init__(self, name: str, argv: list[str], log: Path, env: dict | None = None):
         self.name, self.log = name, log
         self._log = open(log, "wb")
-        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(argv, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={**os.environ, **(env or {})})
         Service.running.append(self)
 
     def children(self) -> list[int]:
@@ -203,14 +204,17 @@ def gunicorn_start(workers: int = 4) -> tuple[Service, int, Path]:
     time (%(D)s, microseconds from the request being read to the response being written)."""
     port = free_port()
     access = OUT / f"gunicorn-{port}-access.log"
+    ready = Path(tempfile.mkdtemp(prefix="gunicorn-ready-", dir=OUT))
     argv = [str(VENV_BIN / "gunicorn"), "tsreview.wsgi", "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
-            "--access-logfile", str(access), "--access-logformat", "%(m)s %(U)s %(s)s %(D)s", "--timeout", "60"]
-    service = Service("gunicorn", argv, OUT / f"gunicorn-{port}.log")
+            "--access-logfile", str(access), "--access-logformat", "%(m)s %(U)s %(s)s %(D)s", "--timeout", "60",
+            "--config", str(ROOT / "bench" / "gunicorn_ready.py")]
+    service = Service("gunicorn", argv, OUT / f"gunicorn-{port}.log", env={"BENCH_GUNICORN_READY": str(ready)})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            status, _, _ = request(port, "GET", "/login/")
-            if status == 200 and len(service.children()) >= workers:
+            # Every worker has loaded the app (bench/gunicorn_ready.py), and one answers.
+            status, _, _ = request(port, "GET", "/login/") if len(list(ready.iterdir())) >= workers else (0, None, None)
+            if status == 200:
                 return service, port, access
         except OSError:
             pass

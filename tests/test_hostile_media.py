@@ -69,7 +69,7 @@ def test_hostile_but_valid_file_is_accepted_and_previewed_upright(api, media_roo
         shown = {kind: name_ for kind, name_ in item.previews.items() if kind.startswith("frame-00-")}
     for kind, name_ in shown.items():
         assert (media_root / name_).is_file()
-        assert_shows_the_upright_picture(grey(media_store().get(name_)), kind)
+        assert_shows_the_upright_picture(grey(media_store().get_part(name_, kind)), kind)
     assert api.get(f"/api/v1/submissions/{response.json()['id']}").json()["status"] == "queued"
 
 

@@ -33,7 +33,7 @@ def rotate(**kwargs) -> str:
 
 @pytest.fixture
 def stored(db):
-    return [make_item(seed) for seed in range(3)]  # 3 originals + 12 previews, under the test key
+    return [make_item(seed) for seed in range(3)]  # 3 originals + 3 preview sets, under the test key
 
 
 def test_after_switching_keys_old_files_still_read_and_new_ones_use_the_new_key(stored, settings):
@@ -47,12 +47,12 @@ def test_after_switching_keys_old_files_still_read_and_new_ones_use_the_new_key(
 def test_rotation_re_encrypts_everything_and_the_old_key_can_go(stored, settings, media_root):
     before = {name: (media_root / name).read_bytes() for name in media_store().names()}
     settings.TSREVIEW_MEDIA_KEY, settings.TSREVIEW_MEDIA_OLD_KEYS = NEW_KEY, TEST_MEDIA_KEY
-    assert "15 would be re-encrypted" in rotate(dry_run=True)
-    assert "15 files checked, 15 re-encrypted" in rotate()
+    assert "6 would be re-encrypted" in rotate(dry_run=True)
+    assert "6 files checked, 6 re-encrypted" in rotate()
     assert all((media_root / name).read_bytes() != data for name, data in before.items())
     settings.TSREVIEW_MEDIA_OLD_KEYS = ""
     assert all_readable()
-    assert "15 files checked, 0 re-encrypted" in rotate()
+    assert "6 files checked, 0 re-encrypted" in rotate()
     assert AuditEvent.objects.filter(action="media.key_rotated").count() == 2
 
 
@@ -60,16 +60,16 @@ def test_an_interrupted_rotation_resumes_where_it_stopped(stored, settings):
     settings.TSREVIEW_MEDIA_KEY, settings.TSREVIEW_MEDIA_OLD_KEYS = NEW_KEY, TEST_MEDIA_KEY
     real_rekey, calls = MediaStore.rekey, []
 
-    def crash_after_five(self, name):
+    def crash_after_two(self, name):
         calls.append(name)
-        if len(calls) > 5:
+        if len(calls) > 2:
             raise KeyboardInterrupt
         return real_rekey(self, name)
 
-    with mock.patch.object(MediaStore, "rekey", crash_after_five), pytest.raises(KeyboardInterrupt):
+    with mock.patch.object(MediaStore, "rekey", crash_after_two), pytest.raises(KeyboardInterrupt):
         rotate()
     assert all_readable()  # mid-rotation, every file reads
-    assert "15 files checked, 10 re-encrypted" in rotate()
+    assert "6 files checked, 4 re-encrypted" in rotate()
     settings.TSREVIEW_MEDIA_OLD_KEYS = ""
     assert all_readable()
 

@@ -44,20 +44,20 @@ def bucket(settings, s3_server):
 
 
 def test_media_moves_to_s3_and_back_and_reads_from_each(bucket, settings, media_root, tmp_path):
-    items = [make_item(seed) for seed in range(3)]  # 3 originals + 12 previews
+    items = [make_item(seed) for seed in range(3)]  # 3 originals + 3 preview sets (thumbnail and inspect views, one file each)
     local = sorted(p.relative_to(media_root).as_posix() for p in stored_files(media_root))
-    assert "15 files checked, 15 copied and verified, 0 already there, 0 failed" in move("local", "s3")
+    assert "6 files checked, 6 copied and verified, 0 already there, 0 failed" in move("local", "s3")
     assert bucket.keys() == local
     assert all((bucket / name).read_bytes() == (media_root / name).read_bytes() for name in local)
     settings.TSREVIEW_MEDIA_STORAGE = "s3"
     assert all_readable() and media_store().files.kind == "s3"
 
     settings.TSREVIEW_MEDIA_ROOT = tmp_path / "new-media"
-    assert "15 copied and verified" in move("s3", "local")
+    assert "6 copied and verified" in move("s3", "local")
     settings.TSREVIEW_MEDIA_STORAGE = "local"
     assert all_readable() and media_store().get(items[0].original_blob)
     moves = AuditEvent.objects.filter(action="media.moved").order_by("id")
-    assert [(e.data["from"], e.data["to"], e.data["copied"]) for e in moves] == [("local", "s3", 15), ("s3", "local", 15)]
+    assert [(e.data["from"], e.data["to"], e.data["copied"]) for e in moves] == [("local", "s3", 6), ("s3", "local", 6)]
 
 
 def test_an_interrupted_move_resumes_without_copying_again(bucket):
@@ -65,17 +65,17 @@ def test_an_interrupted_move_resumes_without_copying_again(bucket):
         make_item(seed)
     real_finish, calls = files.S3Writer.finish, []
 
-    def crash_after_five(self):
+    def crash_after_two(self):
         calls.append(self)
-        if len(calls) > 5:
+        if len(calls) > 2:
             raise KeyboardInterrupt
         return real_finish(self)
 
-    with mock.patch.object(files.S3Writer, "finish", crash_after_five), pytest.raises(KeyboardInterrupt):
+    with mock.patch.object(files.S3Writer, "finish", crash_after_two), pytest.raises(KeyboardInterrupt):
         move("local", "s3")
-    assert len(bucket.keys()) == 5 and bucket.unfinished_uploads() == []
-    assert "15 files checked, 10 copied and verified, 5 already there, 0 failed" in move("local", "s3")
-    assert "0 copied and verified, 15 already there" in move("local", "s3")
+    assert len(bucket.keys()) == 2 and bucket.unfinished_uploads() == []
+    assert "6 files checked, 4 copied and verified, 2 already there, 0 failed" in move("local", "s3")
+    assert "0 copied and verified, 6 already there" in move("local", "s3")
 
 
 def test_a_damaged_original_is_not_kept_at_the_destination(bucket, media_root):
@@ -86,7 +86,7 @@ def test_a_damaged_original_is_not_kept_at_the_destination(bucket, media_root):
     path.write_bytes(bytes(sealed))
     with pytest.raises(CommandError, match="1 files did not match"):
         move("local", "s3")
-    assert item.original_blob not in bucket.keys() and len(bucket.keys()) == 4  # the previews moved
+    assert item.original_blob not in bucket.keys() and len(bucket.keys()) == 1  # the previews (one set) moved
     assert AuditEvent.objects.get(action="media.moved").data["failed"] == 1
 
 

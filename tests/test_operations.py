@@ -159,3 +159,17 @@ def test_a_worker_told_to_stop_finishes_the_task_it_holds_first(api, media_root,
         assert broker.hlen("unacked") == 0  # and acknowledged: nobody will run it again
     finally:
         worker.stop()
+
+
+def test_a_web_worker_imports_every_view_as_it_boots_not_in_its_first_request(media_root):
+    """gunicorn loads tsreview.wsgi in each worker before the worker accepts a connection; the
+    URLconf and the views under it are imported then, so a restarted worker's first push or page
+    does not wait for them."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; before = 'reports.api.views' in sys.modules; import tsreview.wsgi; "
+             "print(before, 'reports.api.views' in sys.modules, 'reports.web.review' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], env=app_env(media_root), capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["False", "True", "True"]

@@ -157,8 +157,29 @@ def test_preview_is_served_to_the_holder_uncached_and_audited(rita, queued_items
     response = rita.get(f"/media/{item.pk}/preview/inspect-3/")
     assert response.status_code == 200 and response["Content-Type"] == "image/jpeg"
     assert "no-store" in response["Cache-Control"]
-    assert response.content == media_store().get(item.previews["inspect-3"])
+    assert response.content == media_store().get_part(item.previews["inspect-3"], "inspect-3")
     assert AuditEvent.objects.filter(action="media.preview", item_id=item.pk).exists()
+
+
+def test_each_preview_of_the_set_is_served_from_its_one_file_and_older_single_files_still_are(rita, queued_items):
+    from PIL import Image
+
+    item = claim(rita)
+    assert len(set(item.previews.values())) == 1  # thumbnail and three inspect views: one file
+    sizes = {}
+    for kind in ("thumb", "inspect-2", "inspect-3"):  # inspect-1 is below the default minimum blur
+        response = rita.get(f"/media/{item.pk}/preview/{kind}/")
+        assert response.status_code == 200
+        sizes[kind] = Image.open(io.BytesIO(response.content)).size  # a whole JPEG, not the set
+    assert sizes["thumb"] == (256, 192) and sizes["inspect-2"] == sizes["inspect-3"] == (320, 240)  # never enlarged
+    assert rita.get(f"/media/{item.pk}/preview/inspect-1/").status_code == 403
+    shown = rita.get(f"/media/{item.pk}/preview/inspect-2/").content
+    # An item whose previews were stored one file each (before sets) is served the same.
+    store = media_store()
+    single = {kind: store.put(store.get_part(name, kind)) for kind, name in item.previews.items()}
+    Item.objects.filter(pk=item.pk).update(previews=single)
+    assert rita.get(f"/media/{item.pk}/preview/inspect-2/").content == shown
+    assert AuditEvent.objects.filter(action="media.preview", item_id=item.pk).count() == 5
 
 
 def test_original_is_served_only_by_post_to_the_holder_and_recorded(rita, reviewer, queued_items):

@@ -1,5 +1,6 @@
 """Previews: the blurred greyscale derivatives made in a worker; the item then waits for review."""
 
+import re
 from datetime import timedelta
 
 from django.db import transaction
@@ -16,13 +17,35 @@ from .decode import DecodeFailed, animation_previews_limited, video_previews_lim
 from .media import previews_make
 from .quarantine import item_demote_if_quarantined
 from .routing import item_sightings_with_matches, placement, rank_time
-from .storage import media_store
+from .storage import MediaStore, media_store, set_pack
+
+# The blurred views stored together as one set (storage.set_pack): a picture's (or a video's
+# contact sheet's) thumbnail and inspect views, and each sampled frame's inspect views. A
+# frame's unblurred still, revealed alone, stays a file of its own.
+BLURRED_SET = re.compile(r"^(frame-\d{2}-)?(?:thumb|inspect-\d)$")
 
 
 def previews_enqueue(item_id: int) -> None:
     """Queue the preview task. If the broker is down the item stays `new` and the sweep
     (tasks.derivatives_sweep) queues it again, so nothing is lost."""
     enqueue("item_previews_task", item_id)
+
+
+def previews_store(store: MediaStore, previews: dict[str, bytes]) -> dict[str, str]:
+    """Write an item's derivatives, each blurred set as one file; returns {kind: file name}
+    (the kinds of one set share its name: reveal.preview_fetch reads out each kind's part)."""
+    sets: dict[str, dict[str, bytes]] = {}
+    names = {}
+    for kind, blob in previews.items():
+        match = BLURRED_SET.match(kind)
+        if match:
+            sets.setdefault(match.group(1) or "", {})[kind] = blob
+        else:
+            names[kind] = store.put(blob)
+    for parts in sets.values():
+        name = store.put(set_pack(parts))
+        names.update(dict.fromkeys(parts, name))
+    return {kind: names[kind] for kind in previews}
 
 
 def item_previews_make(*, item_id: int) -> Item:
@@ -47,13 +70,13 @@ def item_previews_make(*, item_id: int) -> Item:
             return _unreviewable(item_id, str(exc))
     else:
         previews = previews_make(store.get(item.original_blob))
-    names = {kind: store.put(blob) for kind, blob in previews.items()}
+    names = previews_store(store, previews)
     item.frame_pdqs = frame_pdqs if item.is_video else item.frame_pdqs
     near = cluster_candidate(item) if item.state == Item.State.NEW else None
     with transaction.atomic():
         item = Item.objects.select_for_update(no_key=True).get(pk=item_id)
         if item.previews or item.purged_at:
-            for name in names.values():
+            for name in set(names.values()):
                 store.delete(name)
             return item
         item.previews, item.frame_times, item.frame_pdqs = names, frame_times, frame_pdqs

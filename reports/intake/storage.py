@@ -19,6 +19,7 @@ import fcntl
 import functools
 import hashlib
 import io
+import json
 import os
 import secrets
 import uuid
@@ -40,6 +41,32 @@ CHUNK = 1024 * 1024
 TAG = 16
 PREFIX_BYTES = 8  # each chunk's nonce: a random prefix per file and the chunk's number
 HEADER2 = len(MAGIC2) + KEY_ID_BYTES + PREFIX_BYTES + 4  # ... and the file's chunk size
+
+
+# A set: several small derivatives of one item (a picture's thumbnail and inspect views) sealed
+# as one file, so making them costs one write (and one fsync) instead of one each. Inside the
+# encryption: SET_MAGIC, a 4-byte length, a JSON index {kind: [offset, length]}, the parts.
+SET_MAGIC = b"TSRSET1\n"
+
+
+def set_pack(parts: dict[str, bytes]) -> bytes:
+    index, offset = {}, 0
+    for kind, data in parts.items():
+        index[kind] = [offset, len(data)]
+        offset += len(data)
+    head = json.dumps(index, separators=(",", ":")).encode()
+    return b"".join([SET_MAGIC, len(head).to_bytes(4, "big"), head, *parts.values()])
+
+
+def set_part(blob: bytes, kind: str) -> bytes:
+    """`kind`'s part of a set; a file that is not a set (a preview stored alone, as every preview
+    was before sets) is returned whole. KeyError if the set holds no such part."""
+    if not blob.startswith(SET_MAGIC):
+        return blob
+    start = len(SET_MAGIC) + 4
+    end = start + int.from_bytes(blob[len(SET_MAGIC):start], "big")
+    offset, length = json.loads(blob[start:end])[kind]
+    return blob[end + offset:end + offset + length]
 
 
 def _chunk_aad(name: str, number: int, last: bool) -> bytes:
@@ -188,6 +215,10 @@ class MediaStore:
             raise ValueError("encrypted under a key that is not configured")
         nonce = sealed[len(MAGIC) + KEY_ID_BYTES : HEADER]
         return aead.decrypt(nonce, sealed[HEADER:], name.encode())
+
+    def get_part(self, name: str, kind: str) -> bytes:
+        """One derivative of a file written as a set (set_pack), or the whole file if it is not one."""
+        return set_part(self.get(name), kind)
 
     def names(self):
         """Every stored file's name (for key rotation and moving between stores)."""

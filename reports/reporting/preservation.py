@@ -89,7 +89,7 @@ def _media_delete(item: Item, now) -> None:
     item.purged_at = now
     item.save(update_fields=["purged_at"])
     store = media_store()
-    for name in [item.original_blob, *item.previews.values()]:
+    for name in dict.fromkeys([item.original_blob, *item.previews.values()]):  # a set's kinds share one file
         store.delete(name)
 
 

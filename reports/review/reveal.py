@@ -36,7 +36,7 @@ def preview_fetch(*, user, item: Item, kind: str) -> bytes:
         raise MediaGone
     with transaction.atomic():
         audit_record(actor=user, action="media.preview", subject=item, item_id=item.pk, data={"kind": kind})
-    return media_store().get(name)
+    return media_store().get_part(name, kind)
 
 
 def original_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: int | None = None
