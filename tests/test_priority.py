@@ -107,6 +107,21 @@ def test_a_policy_change_re_ranks_the_waiting_items(reviewer):
     assert claimed_order(reviewer, 2) == [b2.pk, a1.pk]
 
 
+def test_a_new_queue_takes_the_waiting_items_its_rule_matches_when_priorities_are_recomputed():
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    upload = make_item(1, metadata=sighting(1, source="user_upload", uploader=True))
+    dataset = make_item(2, metadata=sighting(2))
+    crawl = make_item(3, metadata=sighting(3, source="web_crawl"))
+    live = ReviewQueue.objects.create(name="live uploads", position=1, source_types=["user_upload", "web_crawl"])
+    with CaptureQueriesContext(connection) as queries:
+        assert priorities_recompute() == 2
+    assert [Item.objects.get(pk=i.pk).queue for i in (upload, dataset, crawl)] == [live, None, live]
+    table = ReviewQueue._meta.db_table
+    assert sum(f'FROM "{table}"' in q["sql"] for q in queries.captured_queries) == 1  # read once for the run
+
+
 @pytest.mark.parametrize("field,value,message", [
     ("label_points", '{"A1": "high"}', "A1: points must be a whole number"),
     ("label_points", '["A1"]', "Give an object of names and points"),

@@ -61,12 +61,22 @@ def pdq_index_rows(item: Item) -> list[PdqIndex]:
 
 
 def pdq_index_add(item: Item) -> int:
-    """Index an item's hashes (once). Returns the rows written."""
-    if PdqIndex.objects.filter(item=item).exists():
-        return 0
+    """Index an item's hashes (once): one statement writes its rows unless it has some already
+    (an item restored after a purge keeps its rows). Returns the rows written. The same SQL runs
+    on PostgreSQL and SQLite; each value is cast, so a column of NULLs (a picture's frame) is
+    typed as its column."""
     rows = pdq_index_rows(item)
-    PdqIndex.objects.bulk_create(rows)
-    return len(rows)
+    if not rows:
+        return 0
+    table = connection.ops.quote_name(PdqIndex._meta.db_table)
+    casts = {"item_id": "bigint", "frame": "smallint", "hash": "varchar(64)", **{f"c{i}": "integer" for i in range(CHUNKS)}}
+    one = "SELECT " + ", ".join(f"CAST(%s AS {kind})" for kind in casts.values())
+    sql = (f"INSERT INTO {table} ({', '.join(casts)}) SELECT * FROM ({' UNION ALL '.join([one] * len(rows))}) AS new "
+           f"WHERE NOT EXISTS (SELECT 1 FROM {table} WHERE item_id = %s)")
+    params = [value for row in rows for value in (item.pk, row.frame, row.hash, *(getattr(row, f"c{i}") for i in range(CHUNKS)))]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, item.pk])
+        return cursor.rowcount
 
 
 def pdq_neighbours(pdq: str, *, distance: int | None = None, states=None, exclude_item=None, videos: bool | None = None

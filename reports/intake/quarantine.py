@@ -121,10 +121,12 @@ def _penalty_time() -> timedelta:
 def item_demote_if_quarantined(item: Item, sightings=None) -> bool:
     """A new item whose match is to a quarantined entry waits below the others from the start
     (the caller holds the item's transaction and audits its queueing). `sightings`, when the
-    caller has read them with their matches, spares reading the matches again."""
-    entries = None if sightings is None else {(m.list_name, m.list_entry_id) for s in sightings
-                                              for m in s.matches.all() if m.list_entry_id}
-    active = _active_for(item.pk, entries)
+    caller has read them with their matches (routing.item_sightings_with_matches, which says of
+    each match whether its entry is quarantined), spares reading the quarantines again."""
+    if sightings is None:
+        active = bool(_active_for(item.pk))
+    else:
+        active = any(m.entry_quarantined for s in sightings for m in s.matches.all())
     if not active or item.quarantined:
         return False
     Item.objects.filter(pk=item.pk).update(quarantined=True, priority=F("priority") - PENALTY,
@@ -134,8 +136,8 @@ def item_demote_if_quarantined(item: Item, sightings=None) -> bool:
     return True
 
 
-def _active_for(item_id: int, entries=None):
-    entries = _entries_of(item_id) if entries is None else entries
+def _active_for(item_id: int):
+    entries = _entries_of(item_id)
     if not entries:
         return []
     condition = Q()

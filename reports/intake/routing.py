@@ -8,13 +8,14 @@ forward by priority × seconds_per_point, so an item that has waited long enough
 fresher one of higher priority, and the order stays a single index scan. A lead's urgent flag
 puts an item ahead of all others (URGENT_AHEAD). Named queues route items to teams."""
 
+from collections import defaultdict
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Prefetch
+from django.db.models import Exists, OuterRef
 
 from ..audit import audit_record
-from ..models import Item, Match, PriorityPolicy, ReviewQueue, Submission
+from ..models import EntryQuarantine, Item, Match, PriorityPolicy, ReviewQueue, Submission
 
 URGENT_AHEAD = timedelta(days=365 * 50)
 PRIORITY_MAX = 32000  # the column is a smallint
@@ -22,11 +23,20 @@ PRIORITY_MAX = 32000  # the column is a smallint
 
 def item_sightings_with_matches(item: Item) -> list[Submission]:
     """The item's sightings, oldest first, with their matches and scanners (for scoring,
-    routing, quarantine and the scanners' events, read once)."""
-    sightings = list(Submission.objects.filter(item=item).select_related("scanner").order_by("created_at", "pk")
-                     .prefetch_related(Prefetch("matches", queryset=Match.objects.all())))
+    routing, quarantine and the scanners' events, read once). Each match says whether its list
+    entry is quarantined now (`entry_quarantined`, read with it: intake/quarantine.py)."""
+    sightings = list(Submission.objects.filter(item=item).select_related("scanner").order_by("created_at", "pk"))
+    quarantined = EntryQuarantine.objects.filter(list_name=OuterRef("list_name"), list_entry_id=OuterRef("list_entry_id"),
+                                                 lifted_at__isnull=True).exclude(list_entry_id="")
+    by_sighting = defaultdict(list)
+    for match in Match.objects.filter(submission__item=item).annotate(entry_quarantined=Exists(quarantined)):
+        by_sighting[match.submission_id].append(match)
     for sighting in sightings:
         sighting.item = item
+        # As prefetch_related leaves it: sighting.matches.all() is this list, unread again.
+        matches = Match.objects.filter(submission=sighting)
+        matches._result_cache, matches._prefetch_done = by_sighting[sighting.pk], True
+        sighting._prefetched_objects_cache = {"matches": matches}
     return sightings
 
 
@@ -81,10 +91,11 @@ def _matches_rule(queue: ReviewQueue, item: Item, sightings) -> bool:
     return not (queue.lists and not {m.list_name for m in matches} & set(queue.lists))
 
 
-def route(item: Item, sightings=None) -> ReviewQueue | None:
-    """The first queue whose rule the item meets, or None (the general queue)."""
+def route(item: Item, sightings=None, queues=None) -> ReviewQueue | None:
+    """The first queue whose rule the item meets, or None (the general queue). `queues`: the
+    named queues in order, when the caller routes many items."""
     sightings = item_sightings_with_matches(item) if sightings is None else sightings
-    for queue in ReviewQueue.objects.all():
+    for queue in ReviewQueue.objects.all() if queues is None else queues:
         if _matches_rule(queue, item, sightings):
             return queue
     return None
@@ -127,7 +138,7 @@ def priorities_recompute(*, batch: int = 1000) -> int:
     admin changes them). Returns how many changed. Audited once: priority.recomputed."""
     waiting = (Item.State.QUEUED, Item.State.CLUSTERED, Item.State.QA, Item.State.ESCALATED)
     changed, last = 0, 0
-    policy = PriorityPolicy.current()
+    policy, queues = PriorityPolicy.current(), list(ReviewQueue.objects.all())
     while True:
         items = list(Item.objects.filter(state__in=waiting, pk__gt=last).order_by("pk")[:batch])
         if not items:
@@ -135,7 +146,7 @@ def priorities_recompute(*, batch: int = 1000) -> int:
         for item in items:
             sightings = item_sightings_with_matches(item)
             priority = priority_score(item, policy, sightings)
-            queue = route(item, sightings)
+            queue = route(item, sightings, queues)
             rank = rank_time(item.queued_at, priority, item.urgent, policy)
             if (priority, queue and queue.pk, rank) != (item.priority, item.queue_id, item.rank_at):
                 Item.objects.filter(pk=item.pk).update(priority=priority, queue=queue, rank_at=rank)
