@@ -17,14 +17,15 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from reports.audit import audit_record
 from reports.models import AuditEvent, FeedbackPolicy, PriorityPolicy, ReviewQueue, Scanner, WellnessPolicy
 
-from .factories import make_scanner
+from .factories import make_scanner, password_hash
 
 pytestmark = pytest.mark.django_db
 PASSWORD = "a long new passphrase 42"
 
 
 def make_user(n):
-    return get_user_model().objects.create_user(f"person{n}", f"person{n}@example.org", PASSWORD)
+    # The suite's one hash (factories.password_hash): hashing a password costs half a second here.
+    return get_user_model().objects.create(username=f"person{n}", email=f"person{n}@example.org", password=password_hash())
 
 
 # Per registered model: how to make a row, the fields an add sends, and a field a change alters.
@@ -53,7 +54,8 @@ CASES = {
 
 @pytest.fixture
 def ada(db):
-    person = get_user_model().objects.create_superuser("ada", "ada@example.org", "an admin passphrase")
+    person = get_user_model().objects.create(username="ada", email="ada@example.org", is_staff=True, is_superuser=True,
+                                             password=password_hash())
     client = Client()
     client.force_login(person)
     return client

@@ -87,6 +87,18 @@ def test_readyz_names_an_unreachable_database(tmp_path):
     assert str(port) not in body and "tsreview@" not in body and "no-cache" in cache
 
 
+def test_the_embedded_database_lives_in_the_var_folder_it_is_given(tmp_path):
+    """TSREVIEW_VAR_DIR moves all of the embedded default's state, its SQLite database too."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("DATABASE_URL", "DATABASE_OWNER_URL", "CELERY_BROKER_URL", "TSREVIEW_ENV")}
+    env.update(TSREVIEW_VAR_DIR=str(tmp_path / "state"), DJANGO_SETTINGS_MODULE="tsreview.settings")
+    done = own_process(env, "import django; django.setup(); from django.conf import settings; "
+                            "print(settings.DATABASES['default']['NAME'])")
+    database = tmp_path / "state" / "tsreview.sqlite3"
+    assert done.stdout.strip().splitlines()[-1] == str(database.resolve())
+    assert database.is_file() and database.stat().st_mode & 0o777 == 0o600
+
+
 def test_the_embedded_mode_runs_tasks_in_process_without_a_broker_warning(tmp_path):
     """`make run` has no broker: tasks run in-process. Celery still takes a producer from its
     pool for each (as apply_async does), which on a URL without a host logged "No hostname was

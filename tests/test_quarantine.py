@@ -74,6 +74,17 @@ def test_a_new_match_to_a_quarantined_entry_is_demoted_as_it_is_queued(quarantin
     assert queued.data["quarantined_entry"] is True
 
 
+def test_only_a_match_to_an_entry_quarantined_now_is_demoted_as_it_is_queued(quarantined, lena):
+    _, other = quarantined
+    assert not entry_item(7, "good-7").quarantined  # another entry of the same list
+    assert not entry_item(8, "").quarantined  # a match naming no entry
+    quarantine = EntryQuarantine.objects.get()
+    assert lena.post(f"/lead/quarantine/{quarantine.pk}/lift/", {"reason": "entry fixed"}).status_code == 302
+    after_lift = entry_item(9, "bad-1")
+    assert not after_lift.quarantined and after_lift.priority == other.placed
+    assert "quarantined_entry" not in AuditEvent.objects.get(action="item.queued", item_id=after_lift.pk).data
+
+
 def test_a_lead_lifts_the_quarantine_and_the_items_get_their_place_back(quarantined, lena, rita):
     waiting, _ = quarantined
     quarantine = EntryQuarantine.objects.get()

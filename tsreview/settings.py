@@ -67,6 +67,7 @@ if TSREVIEW_ENV not in ("embedded", "production"):
     raise RuntimeError(f"TSREVIEW_ENV={TSREVIEW_ENV!r} is not a known mode: set it to production, or to embedded "
                        "(the demo: SQLite, no second factor, a default secret), or leave it unset (embedded).")
 PRODUCTION = TSREVIEW_ENV == "production"
+# Where the embedded default keeps its state: the SQLite database, media, keys, audit checkpoints.
 VAR_DIR = Path(env("TSREVIEW_VAR_DIR", str(BASE_DIR / "var")))
 
 SECRET_KEY = env("SECRET_KEY", "" if PRODUCTION else "embedded-default-not-secret")
@@ -131,7 +132,7 @@ TEMPLATES = [
 # control); DATABASE_OWNER_URL is the role that owns the tables and runs
 # `manage.py migrate --database owner` (which also grants the runtime role its privileges).
 # Without DATABASE_OWNER_URL one role does both (the embedded SQLite default, a first try).
-DATABASES = {"default": database_from_url(env("DATABASE_URL", "sqlite:///var/tsreview.sqlite3"))}
+DATABASES = {"default": database_from_url(env("DATABASE_URL", f"sqlite:///{VAR_DIR.resolve() / 'tsreview.sqlite3'}"))}
 if env("DATABASE_OWNER_URL"):
     DATABASES["owner"] = database_from_url(env("DATABASE_OWNER_URL"))
 if DATABASES["default"]["ENGINE"].endswith("sqlite3") and DATABASES["default"]["NAME"] != ":memory:":

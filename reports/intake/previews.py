@@ -22,7 +22,6 @@ from .storage import MediaStore, media_store, set_pack
 # The blurred views stored together as one set (storage.set_pack): a picture's (or a video's
 # contact sheet's) thumbnail and inspect views, and each sampled frame's inspect views. A
 # frame's unblurred still, revealed alone, stays a file of its own.
-BEFORE_LOCK = ("previews", "purged_at", "mime_type", "frames", "original_blob", "state", "pdq", "pdq_quality", "frame_pdqs")
 BLURRED_SET = re.compile(r"^(frame-\d{2}-)?(?:thumb|inspect-\d)$")
 
 
@@ -58,9 +57,10 @@ def item_previews_make(*, item_id: int) -> Item:
     Safe to run twice: a second run finds the previews and changes nothing. An item restored
     after a purge gets its previews back and keeps its state. Audited: item.previews_made and
     item.queued (or item.clustered)."""
-    # What is needed before the lock (the media, its kind, the hashes to look for neighbours
-    # by); the item is read whole once locked.
-    item = Item.objects.only(*BEFORE_LOCK).get(pk=item_id)
+    # Before the lock, only what the previews and the neighbour lookup need (the media, its
+    # kind, its hashes); the item is read whole once locked.
+    item = Item.objects.only("previews", "purged_at", "mime_type", "frames", "original_blob", "state", "pdq",
+                             "pdq_quality", "frame_pdqs").get(pk=item_id)
     if item.previews or item.purged_at:
         return Item.objects.get(pk=item_id)
     store = media_store()

@@ -11,8 +11,9 @@ puts an item ahead of all others (URGENT_AHEAD). Named queues route items to tea
 from collections import defaultdict
 from datetime import timedelta
 
-from django.db import transaction
-from django.db.models import Exists, OuterRef
+from django.db import connection, transaction
+from django.db.models import BooleanField
+from django.db.models.expressions import RawSQL
 
 from ..audit import audit_record
 from ..models import EntryQuarantine, Item, Match, PriorityPolicy, ReviewQueue, Submission
@@ -26,10 +27,8 @@ def item_sightings_with_matches(item: Item) -> list[Submission]:
     routing, quarantine and the scanners' events, read once). Each match says whether its list
     entry is quarantined now (`entry_quarantined`, read with it: intake/quarantine.py)."""
     sightings = list(Submission.objects.filter(item=item).select_related("scanner").order_by("created_at", "pk"))
-    quarantined = EntryQuarantine.objects.filter(list_name=OuterRef("list_name"), list_entry_id=OuterRef("list_entry_id"),
-                                                 lifted_at__isnull=True).exclude(list_entry_id="")
     by_sighting = defaultdict(list)
-    for match in Match.objects.filter(submission__item=item).annotate(entry_quarantined=Exists(quarantined)):
+    for match in Match.objects.filter(submission__item=item).annotate(entry_quarantined=_entry_quarantined()):
         by_sighting[match.submission_id].append(match)
     for sighting in sightings:
         sighting.item = item
@@ -38,6 +37,15 @@ def item_sightings_with_matches(item: Item) -> list[Submission]:
         matches._result_cache, matches._prefetch_done = by_sighting[sighting.pk], True
         sighting._prefetched_objects_cache = {"matches": matches}
     return sightings
+
+
+def _entry_quarantined() -> RawSQL:
+    """Whether a match's list entry is quarantined now, as a column of the match. Written out:
+    the ORM's Exists() cost more to build (~0.45 ms) than the query it spared takes."""
+    quote, match = connection.ops.quote_name, connection.ops.quote_name(Match._meta.db_table)
+    return RawSQL(f"EXISTS (SELECT 1 FROM {quote(EntryQuarantine._meta.db_table)} q WHERE q.list_name = {match}.list_name "
+                  f"AND q.list_entry_id = {match}.list_entry_id AND q.lifted_at IS NULL AND {match}.list_entry_id <> '')",
+                  [], output_field=BooleanField())
 
 
 def _source_key(submission: Submission) -> str:
