@@ -65,23 +65,29 @@ def test_a_decision_takes_at_most_fourteen_statements(reviewer, settings):
     assert actions[-2:] == ["decision.recorded", "claim.decided"]
 
 
-def test_blind_qa_probes_one_index_entry_per_candidate(reviewer, second_reviewer, settings):
+@pytest.mark.parametrize("named_queues", [False, True], ids=["all", "named-queues"])
+def test_blind_qa_probes_one_index_entry_per_candidate(reviewer, second_reviewer, settings, named_queues):
     """The test database's statistics are those of a young install (never analysed): the plan
     must still probe decision_reviewer_item by (reviewer, item), never scan the reviewer's
-    decisions as a whole for each candidate."""
+    decisions as a whole for each candidate; from a reviewer's named queues, in each queue's head."""
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 100
+    datasets = ReviewQueue.objects.create(name="datasets", position=0) if named_queues else None
+    if datasets:
+        second_reviewer.review_queues.set([datasets])
     for i in range(4):
-        make_item(i)
+        Item.objects.filter(pk=make_item(i).pk).update(queue=datasets)
         claim = queue.item_claim(user=reviewer)
         decision_record(user=reviewer, claim=claim, verdict="not_csam", reason="benign")
     assert Item.objects.filter(state=Item.State.QA).count() == 4
-    sql, params = queue.candidate_statement(second_reviewer, Claim.Stage.QA, None, timezone.now())
+    lanes = queue.reviewer_lanes(second_reviewer)
+    assert lanes == ([datasets.pk, None] if named_queues else None)
+    sql, params = queue.candidate_statement(second_reviewer, Claim.Stage.QA, lanes, timezone.now())
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("EXPLAIN (FORMAT JSON) " + sql, params)
         plan = cursor.fetchone()[0]
     plan = json.dumps(plan if not isinstance(plan, str) else json.loads(plan))
     probes = [node for node in _nodes(json.loads(plan)) if node.get("Relation Name") == "reports_decision"]
-    assert probes, plan
+    assert len(probes) == (len(lanes) if lanes else 1), plan  # one per queue head
     for node in probes:
         assert node["Index Name"] == "decision_reviewer_item", plan
         assert "item_id" in node["Index Cond"] and "reviewer_id" in node["Index Cond"], plan

@@ -83,6 +83,38 @@ def test_named_queues_route_items_and_a_claim_takes_the_best_of_the_reviewers_qu
     assert item_claim(user=second_reviewer).item_id == upload.pk
 
 
+def test_blind_qa_follows_the_reviewers_queues_and_is_never_of_their_own_decisions(reviewer, second_reviewer, settings):
+    from reports.models import Claim
+    from reports.review.decisions import decision_record
+
+    settings.TSREVIEW_QA_SAMPLE_PERCENT = 100
+    datasets = ReviewQueue.objects.create(name="datasets", position=1, source_types=["third_party_dataset"])
+    live = ReviewQueue.objects.create(name="live uploads", position=2, source_types=["user_upload"])
+    datasets.members.add(reviewer)
+
+    def decided(user, seed, queue, priority):
+        item = make_item(seed, priority=priority)
+        Item.objects.filter(pk=item.pk).update(queue=queue)
+        claim = item_claim(user=user, stages=(Claim.Stage.REVIEW,))  # QA comes first otherwise
+        assert claim.item_id == item.pk
+        decision_record(user=user, claim=claim, verdict="not_csam", reason="benign")
+        assert Item.objects.get(pk=item.pk).state == Item.State.QA
+        return item
+
+    # The reviewer's own decisions rank first in their queue: more of them than a queue's head holds.
+    own = [decided(reviewer, n, datasets, 600) for n in range(5)]
+    theirs = decided(second_reviewer, 10, datasets, 0)
+    elsewhere = decided(second_reviewer, 11, live, 300)  # ranks ahead, in a queue the reviewer does not work
+    qa = item_claim(user=reviewer)
+    assert qa.stage == Claim.Stage.QA and qa.item_id == theirs.pk
+    decision_record(user=reviewer, claim=qa, verdict="not_csam", reason="benign")
+    assert item_claim(user=reviewer) is None  # their own five, and one outside their queues
+    # A reviewer in no queue takes QA from all, never of an item they decided.
+    got = item_claim(user=second_reviewer)
+    assert got.stage == Claim.Stage.QA and got.item_id in {item.pk for item in own}
+    assert Item.objects.get(pk=elsewhere.pk).state == Item.State.QA
+
+
 def test_a_cluster_waits_as_urgently_as_its_most_urgent_member(reviewer):
     from .factories import make_variant
 

@@ -75,17 +75,19 @@ def candidate_statement(user, stage: str, lanes: list | None, now) -> tuple[str,
     postgres = connection.vendor == "postgresql"
     lock = " FOR NO KEY UPDATE OF i SKIP LOCKED" if postgres else ""
     waiting = WAITING_STATE[stage]
+    not_decided = _NOT_DECIDED_BY.format(offset=" OFFSET 0" if postgres else "")  # SQLite: no OFFSET without LIMIT
+    # Blind QA is never of an item this person decided: in each lane's head too, so that a head
+    # full of their own decisions does not hide an item they may take.
+    extra, decided = ("", []) if stage != Claim.Stage.QA else (f" AND {not_decided}", [user.pk])
     if not lanes:
-        not_decided = _NOT_DECIDED_BY.format(offset=" OFFSET 0" if postgres else "")  # SQLite: no OFFSET without LIMIT
-        extra, params = ("", []) if stage != Claim.Stage.QA else (f" AND {not_decided}", [user.pk])
         sql = f"SELECT i.id FROM reports_item i WHERE i.state = %s AND {_NOT_SKIPPED}{extra} {_ORDER} LIMIT 1{lock}"
-        return sql, [waiting, *skipped, *params]
+        return sql, [waiting, *skipped, *decided]
     heads, params = [], []
     for n, queue_id in enumerate(lanes):
         lane = "i.queue_id IS NULL" if queue_id is None else "i.queue_id = %s"
-        heads.append(f"SELECT id FROM (SELECT i.id FROM reports_item i WHERE i.state = %s AND {lane} AND {_NOT_SKIPPED} "
-                     f"{_ORDER} LIMIT {LANE_HEADS}) AS head{n}")
-        params += [waiting, *([] if queue_id is None else [queue_id]), *skipped]
+        heads.append(f"SELECT id FROM (SELECT i.id FROM reports_item i WHERE i.state = %s AND {lane} AND {_NOT_SKIPPED}"
+                     f"{extra} {_ORDER} LIMIT {LANE_HEADS}) AS head{n}")
+        params += [waiting, *([] if queue_id is None else [queue_id]), *skipped, *decided]
     sql = f"SELECT i.id FROM reports_item i WHERE i.state = %s AND i.id IN ({' UNION ALL '.join(heads)}) {_ORDER} LIMIT 1{lock}"
     return sql, [waiting, *params]
 
@@ -139,7 +141,7 @@ def item_claim(*, user, stages=DEFAULT_STAGES) -> Claim | None:
         leases_expire()
     for stage in stages:
         for _ in range(3):  # lost races retry with the next candidate
-            claim = _claim_next(user, stage, lanes if stage == Claim.Stage.REVIEW else None)
+            claim = _claim_next(user, stage, None if stage == Claim.Stage.LEAD else lanes)
             if claim is not False:
                 if claim:
                     return claim
