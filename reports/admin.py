@@ -5,7 +5,7 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import GroupAdmin, UserAdmin
 from django.contrib.auth.models import Group
-from django.db import transaction
+from django.db import models, transaction
 from django.forms.models import model_to_dict
 from django_otp.plugins.otp_totp.admin import TOTPDeviceAdmin
 from django_otp.plugins.otp_totp.models import TOTPDevice
@@ -79,6 +79,8 @@ class ScannerAdmin(AuditedAdmin):
     list_display = ["name", "token_prefix", "is_active", "created_at"]
     readonly_fields = ["token_hash", "token_prefix", "created_at"]
     fields = ["name", "is_active", "callback_url", "token_prefix", "token_hash", "created_at"]
+    # A callback address typed without a scheme is https (Django 6's default; 5.2 assumed http).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request):
         return False  # tokens are made by `manage.py create_scanner`, which shows them once

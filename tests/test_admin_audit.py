@@ -186,6 +186,20 @@ def request_for(client):
     return request
 
 
+def test_a_scanners_callback_address_typed_without_a_scheme_is_https(ada):
+    make_scanner("scanner-cb")
+    scanner = Scanner.objects.get(name="scanner-cb")
+    page = ada.get(url(Scanner, "change", scanner.pk))
+    before = last_id()
+    response = ada.post(url(Scanner, "change", scanner.pk),
+                        form_data(page.context["adminform"].form, callback_url="scanner.example.org/hook"))
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    scanner.refresh_from_db()
+    assert scanner.callback_url == "https://scanner.example.org/hook"
+    [changed] = [e for e in new_events(before) if e.action == "scanner.changed"]
+    assert "callback_url" in changed.data["new"]
+
+
 def test_the_admins_password_form_is_audited_without_the_password(ada):
     person = make_user(7)
     before = last_id()
