@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import connections
 from django.test import Client, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
@@ -144,6 +145,9 @@ def world(django_db_setup, django_db_blocker, tmp_path_factory):
     celery_app.conf.task_always_eager = eager
     with django_db_blocker.unblock():
         call_command("flush", interactive=False, verbosity=0)
+        # The connection this module opened outside any test: closed, so that dropping the test
+        # database at the end of the run finds no other session on it.
+        connections.close_all()
 
 
 @pytest.fixture
