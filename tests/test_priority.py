@@ -6,7 +6,8 @@ import pytest
 from django.utils import timezone
 
 from reports.intake.routing import item_urgent_set, priorities_recompute, priority_score, rank_time
-from reports.models import AuditEvent, Item, PriorityPolicy, ReviewQueue
+from reports.models import AuditEvent, Claim, Item, PriorityPolicy, ReviewQueue
+from reports.review.decisions import decision_record
 from reports.review.queue import item_claim
 
 from .factories import make_item, make_metadata, make_user
@@ -84,9 +85,6 @@ def test_named_queues_route_items_and_a_claim_takes_the_best_of_the_reviewers_qu
 
 
 def test_blind_qa_follows_the_reviewers_queues_and_is_never_of_their_own_decisions(reviewer, second_reviewer, settings):
-    from reports.models import Claim
-    from reports.review.decisions import decision_record
-
     settings.TSREVIEW_QA_SAMPLE_PERCENT = 100
     datasets = ReviewQueue.objects.create(name="datasets", position=1, source_types=["third_party_dataset"])
     live = ReviewQueue.objects.create(name="live uploads", position=2, source_types=["user_upload"])
