@@ -235,6 +235,31 @@ def test_a_video_that_breaks_the_decoding_limits_goes_to_a_lead_and_the_worker_s
     assert 'id="unreviewable"' in page and "TSREVIEW_DECODE_MEMORY_BYTES" in page
 
 
+def test_a_decoding_thread_that_cannot_start_is_the_memory_limit_not_a_corrupt_file(monkeypatch):
+    """FFmpeg says EAGAIN when a decoding thread cannot start in the limited child's address
+    space (the 4K video above does that on Python 3.13; on 3.11 it runs out in a frame buffer
+    first). The lead is told which limit, not that the file is corrupt."""
+    from reports.intake import video
+    from reports.intake.media import MediaRejected
+
+    data = synthetic_video(4, seconds=2)
+    assert video.frames_sample(data, limit=4)  # it decodes
+
+    def thread_refused(frame):
+        raise av.error.BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(video, "_tiny", thread_refused)  # inside the decoding loop, as FFmpeg's refusal is
+    with pytest.raises(MemoryError, match="a decoding thread could not start"):
+        video.frames_sample(data, limit=4)
+
+    def corrupt(frame):
+        raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+
+    monkeypatch.setattr(video, "_tiny", corrupt)
+    with pytest.raises(MediaRejected, match="no frame of the video decodes"):
+        video.frames_sample(data, limit=4)
+
+
 def test_a_4k_video_within_the_default_limits_is_previewed(api, video_4k):
     assert push_video(api, video_4k).status_code == 201
     item = Item.objects.get()
