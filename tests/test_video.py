@@ -136,6 +136,8 @@ def test_no_response_before_a_reveal_carries_the_video_or_an_unblurred_frame(rit
     stills = {media_store().get(name) for kind, name in item.previews.items() if kind.endswith("-still")}
     assert all(body not in stills and body != mp4 for body in bodies)
     assert all(Image.open(io.BytesIO(body)).mode == "L" for body in bodies)  # greyscale previews
+    assert "frame-00-still" in item.previews  # made, and only ever sent by a reveal
+    assert rita.get(f"/media/{item.pk}/preview/frame-00-still/").status_code == 404
     assert not ViewEvent.objects.exists()
 
 

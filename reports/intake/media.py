@@ -6,6 +6,7 @@ Nothing here touches the database or the store; intake.py and tasks.py call it.
 import hashlib
 import io
 import math
+import re
 import warnings
 from dataclasses import dataclass
 
@@ -221,6 +222,12 @@ def previews_make(data: bytes) -> dict[str, bytes]:
     # The natural size upright: the stored one, or turned, whichever has the decoded shape.
     shape, aspect = math.log(grey.width / grey.height), math.log(stored[0] / stored[1])
     return blurred_set(grey, natural=stored[::-1] if abs(shape + aspect) < abs(shape - aspect) else stored)
+
+
+# The kinds blurred_set makes, with or without a sampled frame's prefix: the only views served
+# without a reveal (web.review), and stored together as one file (intake.previews). A frame's
+# unblurred still is not one of them.
+BLURRED_KIND = re.compile(rf"^(frame-\d{{2}}-)?(?:thumb|inspect-[{''.join(map(str, BLUR_CELLS))}])$")
 
 
 def blurred_set(grey: Image.Image, *, prefix: str = "", thumb: bool = True,

@@ -1,6 +1,5 @@
 """Previews: the blurred greyscale derivatives made in a worker; the item then waits for review."""
 
-import re
 from datetime import timedelta
 
 from django.db import transaction
@@ -14,15 +13,10 @@ from ..models import Item, ScannerEvent
 from ..states import item_move
 from .clusters import cluster_candidate, cluster_join, cluster_join_audit, pdq_index_add
 from .decode import DecodeFailed, animation_previews_limited, video_previews_limited
-from .media import previews_make
+from .media import BLURRED_KIND, previews_make
 from .quarantine import item_demote_if_quarantined
 from .routing import item_sightings_with_matches, placement, rank_time
 from .storage import MediaStore, media_store, set_pack
-
-# The blurred views stored together as one set (storage.set_pack): a picture's (or a video's
-# contact sheet's) thumbnail and inspect views, and each sampled frame's inspect views. A
-# frame's unblurred still, revealed alone, stays a file of its own.
-BLURRED_SET = re.compile(r"^(frame-\d{2}-)?(?:thumb|inspect-\d)$")
 
 
 def previews_enqueue(item_id: int) -> None:
@@ -37,7 +31,7 @@ def previews_store(store: MediaStore, previews: dict[str, bytes]) -> dict[str, s
     sets: dict[str, dict[str, bytes]] = {}
     names = {}
     for kind, blob in previews.items():
-        match = BLURRED_SET.match(kind)
+        match = BLURRED_KIND.match(kind)  # a picture's (or contact sheet's) set, or one frame's
         if match:
             sets.setdefault(match.group(1) or "", {})[kind] = blob
         else:

@@ -104,7 +104,7 @@ def segment_fetch(*, user, item: Item, claim: Claim | None, mode: str, frame: in
 def _segment_clip(item: Item, *, frame: int, start: float, seconds: float, grey: bool, sound: bool) -> bytes:
     """The clip, encoded once: the first play of a frame's segment (in colour or grey, with or
     without sound, at this length) encodes it and keeps it, encrypted, among the item's
-    derivatives (never served as a preview: web.review.PREVIEW_KINDS; destroyed with them at a
+    derivatives (never served as a preview: intake.media.BLURRED_KIND; destroyed with them at a
     purge); later plays read it back instead of encoding in the request."""
     kind = f"segment-{frame:02d}-{'grey' if grey else 'colour'}-{'sound' if sound else 'muted'}-{seconds:g}s"
     store = media_store()

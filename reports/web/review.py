@@ -3,7 +3,6 @@ Each view: parse input, access helper, one operation, render."""
 
 import json
 import math
-import re
 
 from django.conf import settings as django_settings
 from django.contrib import messages
@@ -15,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from .. import access
 from ..errors import Refused
+from ..intake.media import BLURRED_KIND
 from ..intake.quarantine import quarantines_for
 from ..intake.submission import item_sightings
 from ..leads.selectors import decision_history
@@ -27,7 +27,6 @@ from .forms import DecisionForm, SettingsForm, refused_into
 
 # The blurred previews a page may ask for: an image's (or a video's contact sheet), and a
 # video's sampled frames.
-PREVIEW_KINDS = re.compile(r"^(?:frame-\d{2}-)?inspect-[123]$|^thumb$")
 KEYS = [
     ("Space", "Reveal (hold, or press in click mode)"),
     ("1 2 3 4", "Confirm as A1, A2, B1, B2"),
@@ -180,7 +179,7 @@ def review_heartbeat(request, item_id):
 
 @require_GET
 def media_preview(request, item_id, kind):
-    if not PREVIEW_KINDS.match(kind):
+    if not BLURRED_KIND.match(kind):  # a blurred view; the unblurred ones only by a reveal
         raise Http404
     try:
         item, _ = access.item_for_user(request.user, item_id)
