@@ -130,3 +130,18 @@ def test_pages_that_need_the_bucket_answer_503_while_it_does_not_and_record_no_r
     assert not ViewEvent.objects.exists()  # nothing was sent: no reveal on record, none counted
     assert not ExposureDay.objects.filter(user=reviewer, reveals__gt=0).exists()
     assert client.get(f"/review/{item.pk}/").status_code == 200  # the page itself needs only the database
+
+
+def test_stores_of_settings_no_longer_in_force_are_let_go(media_root, settings):
+    """A process keeps the store of its settings (and the other kind's, while media moves), not
+    one for every folder, bucket or key it was ever given: each S3 store holds a boto3 client."""
+    import base64
+
+    current, key = media_store(), settings.TSREVIEW_MEDIA_KEY
+    assert media_store() is current  # made once for the settings in force
+    for n in range(10):  # ten keys in turn (rotations, say)
+        settings.TSREVIEW_MEDIA_KEY = base64.urlsafe_b64encode(bytes([n]) * 32).decode()
+        media_store()
+    assert storage._store.cache_info().currsize <= 4
+    settings.TSREVIEW_MEDIA_KEY = key
+    assert media_store() is not current and media_store().get(media_store().put(b"x")) == b"x"

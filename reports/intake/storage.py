@@ -321,7 +321,11 @@ def _load_key() -> bytes:
                                 "TSREVIEW_MEDIA_KEY"))
 
 
-@functools.cache
+# A process works with one store (two while media moves between kinds). The bound lets go of
+# stores whose settings are no longer in force: a rotated key, or a test's own folder or bucket,
+# each of which held a boto3 client's service models (several MB); unbounded, the suite's
+# process grew to 1.6 GB and each full garbage collection took seconds.
+@functools.lru_cache(maxsize=4)
 def _store(files_config: tuple, key_setting: str, old_keys: str) -> MediaStore:
     old = tuple(_decode_key(k) for k in old_keys.split(",") if k.strip())
     return MediaStore(_files(files_config), _load_key(), old)
