@@ -8,8 +8,8 @@ lock, so it fires even when the main thread is stuck in C:
 
 - the whole run has TSREVIEW_TEST_BUDGET seconds (an hour; the suite takes 8–16 minutes here);
 - once pytest is done, the process has TSREVIEW_TEST_EXIT_BUDGET seconds (5 minutes) to exit:
-  a whole run takes 10–16 s here to exit after its summary, in pytest's own cleanup (repeated
-  full garbage collections of the run's large heap: gdb on 2026-12-08), not waiting on anything.
+  a whole run exits about 3 s after its summary here (it took 10–16 s, in pytest's and the
+  interpreter's full garbage collections, while every media store a test made was kept).
 
 Either way the stacks go to stderr and the process exits with status 1. 0 turns a budget off
 (a debugging session, say). A run stopped from outside with SIGTERM (.ci/run's own deadline)
