@@ -2,6 +2,7 @@
 folder and on an S3 bucket): large files stream both ways, names reveal nothing, and only
 ciphertext ever reaches the folder or the bucket."""
 
+import base64
 import hashlib
 import json
 import os
@@ -135,8 +136,6 @@ def test_pages_that_need_the_bucket_answer_503_while_it_does_not_and_record_no_r
 def test_stores_of_settings_no_longer_in_force_are_let_go(media_root, settings):
     """A process keeps the store of its settings (and the other kind's, while media moves), not
     one for every folder, bucket or key it was ever given: each S3 store holds a boto3 client."""
-    import base64
-
     current, key = media_store(), settings.TSREVIEW_MEDIA_KEY
     assert media_store() is current  # made once for the settings in force
     for n in range(10):  # ten keys in turn (rotations, say)

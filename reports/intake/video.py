@@ -8,7 +8,6 @@ import io
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -177,37 +176,30 @@ def frames_sample(data, *, limit: int) -> list[tuple[float, Image.Image]]:
         interval = max(probe.duration / max(1, limit // 2), 1.0 / probe.fps)
         chosen, next_regular, previous = [], 0.0, None
         try:
-            with _threads_started():
-                for frame in container.decode(probe.stream):
-                    t = float(frame.time) if frame.time is not None else (len(chosen) / probe.fps)
-                    tiny = _tiny(frame)
-                    change = float(np.abs(tiny - previous).mean()) if previous is not None else 0.0
-                    previous = tiny
-                    regular = t >= next_regular
-                    if regular or change >= SCENE_CHANGE:
-                        chosen.append((t, change if not regular else math.inf, _rgb(frame)))
-                        if regular:
-                            next_regular = t + interval
-                    if len(chosen) > 2 * limit:  # bound memory: keep the best half so far
-                        chosen = _thin(chosen, limit)
+            for frame in container.decode(probe.stream):
+                t = float(frame.time) if frame.time is not None else (len(chosen) / probe.fps)
+                tiny = _tiny(frame)
+                change = float(np.abs(tiny - previous).mean()) if previous is not None else 0.0
+                previous = tiny
+                regular = t >= next_regular
+                if regular or change >= SCENE_CHANGE:
+                    chosen.append((t, change if not regular else math.inf, _rgb(frame)))
+                    if regular:
+                        next_regular = t + interval
+                if len(chosen) > 2 * limit:  # bound memory: keep the best half so far
+                    chosen = _thin(chosen, limit)
         except MemoryError:  # FFmpeg's ENOMEM too (av.error.MemoryError): the limits say why
             raise
+        except av.error.BlockingIOError as exc:
+            # EAGAIN: a decoding thread could not start, its stack not fitting the limited
+            # child's address space (TSREVIEW_DECODE_MEMORY_BYTES; a 4K video at 500 MB on
+            # Python 3.13, where 3.11 runs out in a frame buffer first). A limit, not a corrupt
+            # file: raised as MemoryError, which intake.decode names.
+            raise MemoryError(f"a decoding thread could not start: {exc}") from exc
         except (av.FFmpegError, ValueError, OSError, EOFError):
             if not chosen:
                 raise MediaRejected(400, "no frame of the video decodes (truncated or corrupt)") from None
     return [(round(t, 3), image) for t, _, image in _thin(chosen, limit)]
-
-
-@contextmanager
-def _threads_started():
-    """A decoding thread that cannot start is a limit, not a corrupt file: FFmpeg says EAGAIN
-    (av.error.BlockingIOError) when the threads' stacks do not fit the limited child's address
-    space (TSREVIEW_DECODE_MEMORY_BYTES), as a 4K video at 500 MB did on Python 3.13 where 3.11
-    ran out in a frame buffer (ENOMEM). Raised as MemoryError: intake.decode names the limit."""
-    try:
-        yield
-    except av.error.BlockingIOError as exc:
-        raise MemoryError(f"a decoding thread could not start: {exc}") from exc
 
 
 def _thin(chosen: list, limit: int) -> list:

@@ -25,8 +25,6 @@ from ..review.decisions import ANNOTATIONS, decision_record
 from .claiming import claim_and_open
 from .forms import DecisionForm, SettingsForm, refused_into
 
-# The blurred previews a page may ask for: an image's (or a video's contact sheet), and a
-# video's sampled frames.
 KEYS = [
     ("Space", "Reveal (hold, or press in click mode)"),
     ("1 2 3 4", "Confirm as A1, A2, B1, B2"),
